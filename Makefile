@@ -1,0 +1,33 @@
+# Grove — build, test and run. Every target installs what it needs first.
+SWIFT ?= swift
+APT_PACKAGES := libopenblas-dev libsqlite3-dev pkg-config python3
+GROVE := .build/release/grove
+
+.PHONY: setup build test quickstart doctor clean
+
+# Debian packages Grove links or loads at run time, installed only when missing.
+setup:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+build: setup
+	$(SWIFT) build -c release --product grove
+
+# The tokenizer tests cross-check against Hugging Face `tokenizers` when it is importable.
+test: setup
+	@python3 -c "import tokenizers" 2>/dev/null || python3 -m pip install --quiet tokenizers || echo "tokenizers not installed: the Python cross-check will be skipped"
+	$(SWIFT) test
+
+doctor: build
+	$(GROVE) doctor
+
+quickstart: build
+	$(GROVE) doctor
+	$(GROVE) info ../shared/fixtures/public/model_a_qwen2/model
+	$(GROVE) generate --model ../shared/fixtures/public/model_a_qwen2/model --prompt "What is 23+45?" --max-tokens 16 --seed 0
+
+clean:
+	rm -rf .build

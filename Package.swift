@@ -1,0 +1,34 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Release builds drop Swift's overflow/bounds traps in the numeric core only:
+// the kernels there work on unsafe buffer pointers whose bounds are checked once,
+// at the op boundary, with `precondition`s that -Ounchecked keeps out of the hot loops.
+let fastMath: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
+let package = Package(
+    name: "Grove",
+    products: [
+        .executable(name: "grove", targets: ["grove"]),
+        .library(name: "GroveModel", targets: ["GroveModel"]),
+        .library(name: "GroveTokenizer", targets: ["GroveTokenizer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .target(name: "GroveTensor", swiftSettings: fastMath),
+        .target(name: "GroveTokenizer"),
+        .target(name: "GroveModel", dependencies: ["GroveTensor"], swiftSettings: fastMath),
+        .executableTarget(
+            name: "grove",
+            dependencies: [
+                "GroveModel", "GroveTokenizer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .testTarget(name: "GroveTensorTests", dependencies: ["GroveTensor"]),
+        .testTarget(name: "GroveTokenizerTests", dependencies: ["GroveTokenizer"]),
+        .testTarget(name: "GroveModelTests", dependencies: ["GroveModel", "GroveTokenizer"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,135 @@
+import Foundation
+import GroveTensor
+
+/// A fully connected layer, y = x·Wᵀ + b, with Hugging Face's [out, in] weight layout.
+public struct Linear {
+    public let weight: Tensor  // (out, in)
+    public let bias: Tensor?   // (out)
+
+    @inline(__always) func callAsFunction(_ x: Tensor) -> Tensor { linear(x, weight, bias) }
+}
+
+/// One pre-norm decoder block: x + attn(norm(x)), then h + mlp(norm(h)).
+public struct DecoderLayer {
+    public let inputLayernorm: Tensor          // (C)
+    public let qProj, kProj, vProj, oProj: Linear
+    public let postAttentionLayernorm: Tensor  // (C)
+    public let gateProj, upProj, downProj: Linear
+}
+
+/// The decoder-only transformer of Hugging Face's `LlamaForCausalLM` and `Qwen2ForCausalLM`:
+/// token embedding, L blocks of RMSNorm → grouped-query attention with RoPE → residual,
+/// RMSNorm → SwiGLU MLP → residual, a final RMSNorm and the LM head (tied or not).
+///
+/// ```swift
+/// let model = try Transformer.load(from: URL(fileURLWithPath: "model_dir"))
+/// let logits = model.forward(tokens: [1022, 377, 261], batch: 1)   // [3, vocab]
+/// ```
+public final class Transformer {
+    public let config: ModelConfig
+    public let embedTokens: Tensor  // (V, C)
+    public let layers: [DecoderLayer]
+    public let norm: Tensor         // (C)
+    public let lmHead: Tensor       // (V, C); the same tensor as embedTokens when tied
+    let ropeTable: RoPETable
+
+    /// A model with Hugging Face's initialisation from a seed: normal(0, initializerRange)
+    /// for every matrix, zero biases, unit norm weights.
+    public init(config: ModelConfig, seed: UInt64) {
+        self.config = config
+        var rng = SeededRandom(seed: seed)
+        let C = config.hiddenSize, HS = config.headDim, V = config.vocabSize
+        let std = Float(config.initializerRange)
+        func proj(_ out: Int, _ inp: Int, bias: Bool) -> Linear {
+            Linear(weight: Tensor.randn([out, inp], std: std, rng: &rng, requiresGrad: true),
+                   bias: bias ? Tensor(zeros: [out], requiresGrad: true) : nil)
+        }
+        func ones(_ n: Int) -> Tensor { Tensor([Float](repeating: 1, count: n), shape: [n], requiresGrad: true) }
+        embedTokens = Tensor.randn([V, C], std: std, rng: &rng, requiresGrad: true)
+        let qkvBias = config.attentionBias || config.modelType == .qwen2
+        layers = (0..<config.numHiddenLayers).map { _ in
+            DecoderLayer(
+                inputLayernorm: ones(C),
+                qProj: proj(config.numAttentionHeads * HS, C, bias: qkvBias),
+                kProj: proj(config.numKeyValueHeads * HS, C, bias: qkvBias),
+                vProj: proj(config.numKeyValueHeads * HS, C, bias: qkvBias),
+                oProj: proj(C, config.numAttentionHeads * HS, bias: config.attentionBias && config.modelType == .llama),
+                postAttentionLayernorm: ones(C),
+                gateProj: proj(config.intermediateSize, C, bias: false),
+                upProj: proj(config.intermediateSize, C, bias: false),
+                downProj: proj(C, config.intermediateSize, bias: false))
+        }
+        norm = ones(C)
+        lmHead = config.tieWordEmbeddings ? embedTokens : Tensor.randn([V, C], std: std, rng: &rng, requiresGrad: true)
+        ropeTable = RoPETable(headDim: HS, theta: config.ropeTheta, positions: min(config.maxPositionEmbeddings, 4096))
+    }
+
+    /// Every parameter under its Hugging Face name — the one place those names are written.
+    /// A tied LM head is listed once, as `model.embed_tokens.weight`, as transformers saves it.
+    public var namedParameters: [(String, Tensor)] {
+        var out: [(String, Tensor)] = [("model.embed_tokens.weight", embedTokens)]
+        for (i, layer) in layers.enumerated() {
+            let p = "model.layers.\(i)."
+            out.append((p + "input_layernorm.weight", layer.inputLayernorm))
+            for (name, lin) in [("self_attn.q_proj", layer.qProj), ("self_attn.k_proj", layer.kProj),
+                                ("self_attn.v_proj", layer.vProj), ("self_attn.o_proj", layer.oProj),
+                                ("mlp.gate_proj", layer.gateProj), ("mlp.up_proj", layer.upProj),
+                                ("mlp.down_proj", layer.downProj)] {
+                out.append((p + name + ".weight", lin.weight))
+                if let b = lin.bias { out.append((p + name + ".bias", b)) }
+            }
+            out.append((p + "post_attention_layernorm.weight", layer.postAttentionLayernorm))
+        }
+        out.append(("model.norm.weight", norm))
+        if !config.tieWordEmbeddings { out.append(("lm_head.weight", lmHead)) }
+        return out
+    }
+
+    /// The trainable tensors, each once.
+    public var parameters: [Tensor] { namedParameters.map(\.1) }
+
+    /// Number of scalar parameters (a tied head counted once).
+    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
+
+    /// Logits [B·T, V] for `tokens` (B rows of T ids, row-major).
+    ///
+    /// `attentionMask` (B·T, true = real token) hides padding from every query; positions
+    /// count real tokens only (HF generate's cumsum − 1), so left padding does not shift RoPE.
+    public func forward(tokens: [Int32], batch B: Int, attentionMask: [Bool]? = nil) -> Tensor {
+        precondition(tokens.count % B == 0, "forward: \(tokens.count) tokens in \(B) rows")
+        let T = tokens.count / B
+        let positions = Transformer.positions(batch: B, length: T, attentionMask: attentionMask)
+        var h = embedding(tokens, embedTokens)  // (B·T, C)
+        for layer in layers {
+            h = block(layer, h, batch: B, positions: positions, keyMask: attentionMask)
+        }
+        h = rmsNorm(h, norm, eps: Float(config.rmsNormEps))
+        return linear(h, lmHead)  // (B·T, V)
+    }
+
+    func block(_ layer: DecoderLayer, _ x: Tensor, batch B: Int, positions: [Int32], keyMask: [Bool]?) -> Tensor {
+        let T = x.shape[0] / B, HS = config.headDim
+        let a = rmsNorm(x, layer.inputLayernorm, eps: Float(config.rmsNormEps))
+        let q = rope(layer.qProj(a).reshaped([B, T, config.numAttentionHeads, HS]), positions: positions, table: ropeTable)
+        let k = rope(layer.kProj(a).reshaped([B, T, config.numKeyValueHeads, HS]), positions: positions, table: ropeTable)
+        let v = layer.vProj(a).reshaped([B, T, config.numKeyValueHeads, HS])
+        let o = attention(q, k, v, keyMask: keyMask).reshaped([B * T, config.numAttentionHeads * HS])
+        let h = add(x, layer.oProj(o))
+        let m = rmsNorm(h, layer.postAttentionLayernorm, eps: Float(config.rmsNormEps))
+        return add(h, layer.downProj(swiglu(layer.gateProj(m), layer.upProj(m))))
+    }
+
+    /// RoPE positions: 0, 1, 2, … per row, counting only real tokens when a mask is given
+    /// (padding gets position 0; no real query ever sees it).
+    static func positions(batch B: Int, length T: Int, attentionMask: [Bool]?) -> [Int32] {
+        var out = [Int32](repeating: 0, count: B * T)
+        for b in 0..<B {
+            var next: Int32 = 0
+            for t in 0..<T where attentionMask?[b * T + t] ?? true {
+                out[b * T + t] = next
+                next += 1
+            }
+        }
+        return out
+    }
+}

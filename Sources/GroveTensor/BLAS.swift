@@ -1,0 +1,124 @@
+import Foundation
+
+// OpenBLAS, loaded at run time.
+//
+// Debian's OpenBLAS 0.3.21 does not recognise recent CPUs and falls back to its
+// 'Prescott' kernels (~33 GFLOP/s a core instead of ~160 with the SKYLAKEX ones).
+// It picks its kernels once, in its load-time constructor, from the environment
+// variable OPENBLAS_CORETYPE. A link-time dependency would run that constructor
+// before any Swift code, so Grove opens the library itself with dlopen, after
+// choosing the core type from the CPU's features. Every entry point (CLI, tests,
+// library use) goes through `BLAS.shared`, so all get the fast kernels.
+// A user's own OPENBLAS_CORETYPE is respected.
+
+/// Matrix layout flags for `BLAS.sgemm` (CBLAS values).
+public enum Transpose: Int32, Sendable {
+    case none = 111
+    case transpose = 112
+}
+
+/// Errors of the numeric core.
+public enum TensorError: Error, CustomStringConvertible {
+    case blasUnavailable(String)
+
+    public var description: String {
+        switch self {
+        case .blasUnavailable(let why):
+            return "OpenBLAS could not be loaded: \(why). Install it with `apt-get install libopenblas-dev` (or run `make setup`)."
+        }
+    }
+}
+
+/// The process-wide OpenBLAS handle: kernel selection, threads and sgemm.
+public final class BLAS: @unchecked Sendable {
+    typealias SgemmFn = @convention(c) (Int32, Int32, Int32, Int32, Int32, Int32, Float,
+                                        UnsafePointer<Float>?, Int32, UnsafePointer<Float>?, Int32,
+                                        Float, UnsafeMutablePointer<Float>?, Int32) -> Void
+    typealias CorenameFn = @convention(c) () -> UnsafeMutablePointer<CChar>?
+    typealias GetThreadsFn = @convention(c) () -> Int32
+    typealias SetThreadsFn = @convention(c) (Int32) -> Void
+
+    private let sgemmFn: SgemmFn
+    private let setThreadsFn: SetThreadsFn
+    private let getThreadsFn: GetThreadsFn
+    /// The kernel family OpenBLAS reports (for example "SkylakeX" or "Prescott").
+    public let coreName: String
+    /// Where the core type came from: the user's environment, Grove's CPU detection, or OpenBLAS itself.
+    public let coreTypeSource: String
+    /// The library file that was opened.
+    public let libraryPath: String
+
+    /// The shared instance; loading happens on first use. Crashes with a clear
+    /// message if OpenBLAS is not installed (use `BLAS.load()` to handle that).
+    public static let shared: BLAS = {
+        do { return try BLAS.load() } catch {
+            fputs("grove: \(error)\n", stderr)
+            exit(70)
+        }
+    }()
+
+    /// Loads OpenBLAS after choosing its core type; throws if the library is missing.
+    static func load() throws -> BLAS {
+        var source = "environment (OPENBLAS_CORETYPE)"
+        if getenv("OPENBLAS_CORETYPE") == nil {
+            if let core = BLAS.fastestCoreType() {
+                setenv("OPENBLAS_CORETYPE", core, 1)
+                source = "detected from CPU flags"
+            } else {
+                source = "OpenBLAS's own detection"
+            }
+        }
+        let candidates = ["libopenblas.so.0", "libopenblas.so", "/usr/lib/x86_64-linux-gnu/libopenblas.so.0",
+                          "/usr/lib/aarch64-linux-gnu/libopenblas.so.0", "libopenblas.dylib"]
+        var handle: UnsafeMutableRawPointer?
+        var path = ""
+        for c in candidates {
+            if let h = dlopen(c, RTLD_NOW | RTLD_GLOBAL) { handle = h; path = c; break }
+        }
+        guard let handle else { throw TensorError.blasUnavailable(String(cString: dlerror())) }
+        func symbol<F>(_ name: String, as: F.Type) throws -> F {
+            guard let p = dlsym(handle, name) else { throw TensorError.blasUnavailable("\(path) has no \(name)") }
+            return unsafeBitCast(p, to: F.self)
+        }
+        let corename = try symbol("openblas_get_corename", as: CorenameFn.self)
+        return BLAS(sgemm: try symbol("cblas_sgemm", as: SgemmFn.self),
+                    setThreads: try symbol("openblas_set_num_threads", as: SetThreadsFn.self),
+                    getThreads: try symbol("openblas_get_num_threads", as: GetThreadsFn.self),
+                    coreName: corename().map { String(cString: $0) } ?? "unknown",
+                    source: source, path: path)
+    }
+
+    private init(sgemm: @escaping SgemmFn, setThreads: @escaping SetThreadsFn, getThreads: @escaping GetThreadsFn,
+                 coreName: String, source: String, path: String) {
+        sgemmFn = sgemm; setThreadsFn = setThreads; getThreadsFn = getThreads
+        self.coreName = coreName; coreTypeSource = source; libraryPath = path
+    }
+
+    /// The best OpenBLAS core type this x86-64 CPU supports, from /proc/cpuinfo flags;
+    /// nil where OpenBLAS's own detection should stand (other CPUs, other systems).
+    static func fastestCoreType() -> String? {
+        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let line = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return nil }
+        let flags = Set(line.split(separator: " ").map(String.init))
+        if flags.contains("avx512f") && flags.contains("avx512bw") && flags.contains("avx512vl") { return "SKYLAKEX" }
+        if flags.contains("avx2") && flags.contains("fma") { return "HASWELL" }
+        return nil
+    }
+
+    /// Number of threads OpenBLAS uses.
+    public var threads: Int {
+        get { Int(getThreadsFn()) }
+        set { setThreadsFn(Int32(newValue)) }
+    }
+
+    /// C = alpha · op(A) · op(B) + beta · C, row-major; op is chosen by the transpose flags,
+    /// so transposed operands are never copied. A is M×K after op, B is K×N after op.
+    @inline(__always)
+    public func sgemm(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
+                      alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                      b: UnsafePointer<Float>, ldb: Int,
+                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        sgemmFn(101, transA.rawValue, transB.rawValue, Int32(m), Int32(n), Int32(k), alpha,
+                a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+
+/// Causal scaled-dot-product attention with grouped KV heads and a key padding mask.
+///
+/// q [B, T, NH, HS]; k, v [B, S, KVH, HS] with S ≥ T: the T queries are the last T of the
+/// S positions (S > T when earlier keys come from a KV cache). Query t sees key s when
+/// s ≤ t + (S − T) and `keyMask[b·S + s]` is true (nil: every key is real). Query head h
+/// reads KV head h / (NH / KVH). A query that sees no key outputs zeros.
+///
+///   P = softmax(Q·Kᵀ / √HS + mask),  O = P·V
+/// Backward, per (b, h):
+///   dP = dO·Vᵀ,  dV += Pᵀ·dO,  dS = P ⊙ (dP − rowsum(dP ⊙ P)),  dQ += dS·K/√HS,  dK += dSᵀ·Q/√HS
+public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, keyMask: [Bool]? = nil) -> Tensor {
+    precondition(q.shape.count == 4 && k.shape.count == 4 && v.shape == k.shape, "attention: q \(q.shape), k \(k.shape), v \(v.shape)")
+    let B = q.shape[0], T = q.shape[1], NH = q.shape[2], HS = q.shape[3]
+    let S = k.shape[1], KVH = k.shape[2]
+    precondition(k.shape[0] == B && k.shape[3] == HS && S >= T && NH % KVH == 0, "attention: q \(q.shape) vs k \(k.shape)")
+    precondition(keyMask == nil || keyMask!.count == B * S, "attention: key mask needs B·S entries")
+    let groups = NH / KVH, offset = S - T
+    let scale = 1 / Float(HS).squareRoot()
+    let qStride = NH * HS, kvStride = KVH * HS
+    let out = Tensor(zeros: q.shape)
+    let probs = Storage(count: B * NH * T * S)  // (B, NH, T, S) saved for backward
+    let blas = BLAS.shared
+
+    // Key positions each query row may see, shared by every head of batch row b.
+    func visible(_ b: Int, _ t: Int, _ s: Int) -> Bool {
+        s <= t + offset && (keyMask?[b * S + s] ?? true)
+    }
+
+    for b in 0..<B {
+        for h in 0..<NH {
+            let g = h / groups
+            let Q = q.data + b * T * qStride + h * HS
+            let K = k.data + b * S * kvStride + g * HS
+            let V = v.data + b * S * kvStride + g * HS
+            let P = probs.base + (b * NH + h) * T * S
+            blas.sgemm(.none, .transpose, m: T, n: S, k: HS, alpha: scale, a: Q, lda: qStride, b: K, ldb: kvStride,
+                       beta: 0, c: P, ldc: S)
+            Parallel.forEach(T, grain: 32) { rows in
+                for t in rows { maskedSoftmaxRow(P + t * S, count: S) { visible(b, t, $0) } }
+            }
+            blas.sgemm(.none, .none, m: T, n: HS, k: S, a: P, lda: S, b: V, ldb: kvStride,
+                       beta: 0, c: out.data + b * T * qStride + h * HS, ldc: qStride)
+        }
+    }
+
+    out.record([q, k, v]) { out in
+        let dP = Storage(count: T * S)  // (T, S) scratch, reused for every head
+        for b in 0..<B {
+            for h in 0..<NH {
+                let g = h / groups
+                let qOff = b * T * qStride + h * HS, kvOff = b * S * kvStride + g * HS
+                let dO = out.grad + qOff
+                let P = probs.base + (b * NH + h) * T * S
+                let dS = dP.base
+                blas.sgemm(.none, .transpose, m: T, n: S, k: HS, a: dO, lda: qStride, b: v.data + kvOff, ldb: kvStride,
+                           beta: 0, c: dS, ldc: S)
+                if v.requiresGrad {
+                    blas.sgemm(.transpose, .none, m: S, n: HS, k: T, a: P, lda: S, b: dO, ldb: qStride,
+                               beta: 1, c: v.grad + kvOff, ldc: kvStride)
+                }
+                Parallel.forEach(T, grain: 32) { rows in
+                    for t in rows {
+                        let p = P + t * S, d = dS + t * S
+                        var dot: Float = 0
+                        for s in 0..<S { dot += p[s] * d[s] }
+                        for s in 0..<S { d[s] = p[s] * (d[s] - dot) }
+                    }
+                }
+                if q.requiresGrad {
+                    blas.sgemm(.none, .none, m: T, n: HS, k: S, alpha: scale, a: dS, lda: S, b: k.data + kvOff, ldb: kvStride,
+                               beta: 1, c: q.grad + qOff, ldc: qStride)
+                }
+                if k.requiresGrad {
+                    blas.sgemm(.transpose, .none, m: S, n: HS, k: T, alpha: scale, a: dS, lda: S, b: q.data + qOff, ldb: qStride,
+                               beta: 1, c: k.grad + kvOff, ldc: kvStride)
+                }
+            }
+        }
+    }
+    return out
+}
+
+/// In-place softmax of one row over the entries `visible` admits; the others become 0.
+@inline(__always)
+func maskedSoftmaxRow(_ row: UnsafeMutablePointer<Float>, count: Int, visible: (Int) -> Bool) {
+    var maxValue = -Float.infinity
+    for s in 0..<count where visible(s) { maxValue = max(maxValue, row[s]) }
+    if maxValue == -Float.infinity {  // nothing visible: the query attends to nothing
+        row.update(repeating: 0, count: count)
+        return
+    }
+    var total: Float = 0
+    for s in 0..<count {
+        if visible(s) { let e = expf(row[s] - maxValue); row[s] = e; total += e } else { row[s] = 0 }
+    }
+    let inv = 1 / total
+    for s in 0..<count { row[s] *= inv }
+}

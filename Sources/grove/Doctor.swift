@@ -1,0 +1,45 @@
+import ArgumentParser
+import Foundation
+import GroveTensor
+
+/// `grove doctor`: which BLAS kernel is in use, how many threads, and how fast sgemm runs here.
+struct Doctor: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Report the BLAS kernel, threads and a measured sgemm GFLOP/s.")
+
+    @Option(help: "Matrix size n of the n×n×n sgemm benchmark.")
+    var size = 1024
+
+    @Option(help: "Comma-separated thread counts to measure.")
+    var threads = "1,\(ProcessInfo.processInfo.activeProcessorCount)"
+
+    @Flag(help: "Print one JSON object instead of text.")
+    var json = false
+
+    func run() throws {
+        let blas = BLAS.shared
+        let counts = threads.split(separator: ",").compactMap { Int($0) }
+        let initial = blas.threads
+        var results: [(Int, Double)] = []
+        for n in counts {
+            blas.threads = n
+            results.append((n, SgemmBenchmark.gflops(size: size)))
+        }
+        blas.threads = initial
+        if json {
+            let perThreads = results.map { "\"\($0.0)\": \(String(format: "%.1f", $0.1))" }.joined(separator: ", ")
+            print("{\"blas_core\": \"\(blas.coreName)\", \"core_source\": \"\(blas.coreTypeSource)\", \"library\": \"\(blas.libraryPath)\", \"blas_threads\": \(initial), \"cores\": \(ProcessInfo.processInfo.activeProcessorCount), \"sgemm_size\": \(size), \"sgemm_gflops\": {\(perThreads)}, \"grove\": \"\(GroveVersion.string)\"}")
+            return
+        }
+        print("Grove \(GroveVersion.string)")
+        print("BLAS library:   \(blas.libraryPath)")
+        print("BLAS kernel:    \(blas.coreName) (\(blas.coreTypeSource))")
+        print("BLAS threads:   \(initial) of \(ProcessInfo.processInfo.activeProcessorCount) cores")
+        for (n, g) in results {
+            print("sgemm \(size)³:    \(String(format: "%.1f", g)) GFLOP/s on \(n) thread\(n == 1 ? "" : "s")")
+        }
+        #if DEBUG
+        print("note: this is a debug build; build with -c release for real speed")
+        #endif
+    }
+}

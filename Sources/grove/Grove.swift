@@ -1,0 +1,16 @@
+import ArgumentParser
+
+/// The `grove` command line: one subcommand per file in this folder.
+@main
+struct Grove: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "grove",
+        abstract: "GRPO alignment for small decoder-only models, on ordinary machines.",
+        version: GroveVersion.string,
+        subcommands: [Doctor.self, Info.self, Tokenize.self, Detokenize.self, Logits.self, Generate.self])
+}
+
+/// Grove's release version, recorded in every run database.
+enum GroveVersion {
+    static let string = "0.1.0"
+}

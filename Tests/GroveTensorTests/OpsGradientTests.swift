@@ -1,0 +1,91 @@
+import XCTest
+@testable import GroveTensor
+
+/// Every differentiable op against centred finite differences on small, odd shapes.
+final class OpsGradientTests: XCTestCase {
+    func testMatmulAllTransposes() {
+        for (tA, tB) in [(false, false), (true, false), (false, true), (true, true)] {
+            let a = randomTensor(tA ? [5, 3] : [3, 5], seed: 1), b = randomTensor(tB ? [4, 5] : [5, 4], seed: 2)
+            checkGradients("matmul tA=\(tA) tB=\(tB)", inputs: [a, b]) { matmul($0[0], $0[1], transposeA: tA, transposeB: tB) }
+        }
+    }
+
+    func testLinearWithBias() {
+        let x = randomTensor([2, 3, 5], seed: 3), w = randomTensor([7, 5], seed: 4), b = randomTensor([7], seed: 5)
+        checkGradients("linear", inputs: [x, w, b]) { linear($0[0], $0[1], $0[2]) }
+    }
+
+    func testElementwise() {
+        let a = randomTensor([3, 7], seed: 6), b = randomTensor([3, 7], seed: 7), bias = randomTensor([7], seed: 8)
+        checkGradients("add", inputs: [a, b]) { add($0[0], $0[1]) }
+        checkGradients("mul", inputs: [a, b]) { mul($0[0], $0[1]) }
+        checkGradients("scale", inputs: [a]) { scale($0[0], -1.7) }
+        checkGradients("addBias", inputs: [a, bias]) { addBias($0[0], $0[1]) }
+        checkGradients("silu", inputs: [a]) { silu($0[0]) }
+        checkGradients("swiglu", inputs: [a, b]) { swiglu($0[0], $0[1]) }
+    }
+
+    func testReductions() {
+        let a = randomTensor([4, 5], seed: 9)
+        checkGradients("sum", inputs: [a]) { sum($0[0]) }
+        checkGradients("mean", inputs: [a]) { mean($0[0]) }
+    }
+
+    func testEmbedding() {
+        let table = randomTensor([6, 4], seed: 10)
+        checkGradients("embedding", inputs: [table]) { embedding([3, 0, 3, 5, 1], $0[0]) }
+    }
+
+    func testRMSNorm() {
+        let x = randomTensor([5, 7], seed: 11), w = randomTensor([7], seed: 12)
+        checkGradients("rmsNorm", inputs: [x, w]) { rmsNorm($0[0], $0[1], eps: 1e-6) }
+    }
+
+    func testRoPE() {
+        let x = randomTensor([2, 3, 2, 6], seed: 13)
+        let table = RoPETable(headDim: 6, theta: 10_000)
+        checkGradients("rope", inputs: [x]) { rope($0[0], positions: [0, 1, 2, 5, 6, 9], table: table) }
+    }
+
+    func testSoftmaxFamily() {
+        let x = randomTensor([4, 9], seed: 14)
+        checkGradients("softmax", inputs: [x]) { softmax($0[0]) }
+        checkGradients("logSoftmax", inputs: [x]) { logSoftmax($0[0]) }
+        checkGradients("tokenLogProbs", inputs: [x]) { tokenLogProbs($0[0], targets: [2, -1, 8, 0]) }
+        checkGradients("crossEntropy", inputs: [x]) { crossEntropy($0[0], targets: [2, -100, 8, 0]) }
+    }
+
+    func testAttentionGroupedCausalWithPadding() {
+        // B 2, T 4, NH 4, KVH 2, HS 3; row 1 is left-padded by one token.
+        let q = randomTensor([2, 4, 4, 3], seed: 15), k = randomTensor([2, 4, 2, 3], seed: 16), v = randomTensor([2, 4, 2, 3], seed: 17)
+        let mask = [true, true, true, true, false, true, true, true]
+        checkGradients("attention", inputs: [q, k, v]) { attention($0[0], $0[1], $0[2], keyMask: mask) }
+    }
+
+    func testAttentionWithCachedKeys() {
+        // 2 new queries over 5 keys: the queries sit at positions 3 and 4.
+        let q = randomTensor([1, 2, 2, 4], seed: 18), k = randomTensor([1, 5, 1, 4], seed: 19), v = randomTensor([1, 5, 1, 4], seed: 20)
+        checkGradients("attention (cache)", inputs: [q, k, v]) { attention($0[0], $0[1], $0[2]) }
+    }
+
+    func testBackwardTwiceAccumulates() {
+        let w = randomTensor([3, 4], seed: 21); w.requireGrad()
+        let x = randomTensor([2, 4], seed: 22)
+        sum(linear(x, w)).backward()
+        let once = w.gradValues!
+        sum(linear(x, w)).backward()
+        for (a, b) in zip(w.gradValues!, once) { XCTAssertEqual(a, 2 * b, accuracy: 1e-5) }
+    }
+
+    func testReshapeSharesGradient() {
+        let w = randomTensor([2, 6], seed: 23); w.requireGrad()
+        sum(scale(w.reshaped([3, 4]), 2)).backward()
+        XCTAssertEqual(w.gradValues!, [Float](repeating: 2, count: 12))
+    }
+
+    func testNoGraphWithoutGrad() {
+        let w = randomTensor([3, 3], seed: 24); w.requireGrad()
+        let y = GradMode.withoutGrad { matmul(w, w) }
+        XCTAssertFalse(y.requiresGrad)
+    }
+}
