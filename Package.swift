@@ -15,20 +15,31 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "GroveTensor", swiftSettings: fastMath),
         .target(name: "GroveTokenizer"),
         .target(name: "GroveModel", dependencies: ["GroveTensor"], swiftSettings: fastMath),
+        .target(name: "GroveData", dependencies: ["GroveTensor", "GroveTokenizer"]),
+        .target(name: "GroveTrain", dependencies: ["GroveModel", "GroveData"], swiftSettings: fastMath),
+        .target(name: "GroveStore", dependencies: ["CSQLite"]),
+        .target(name: "GroveTasks", path: "Datasets", exclude: ["README.md", "arithmetic/README.md", "arithmetic/train.jsonl",
+                                                             "arithmetic/eval.jsonl", "countdown/README.md",
+                                                             "countdown/train.jsonl", "countdown/eval.jsonl"]),
         .executableTarget(
             name: "grove",
             dependencies: [
                 "GroveModel", "GroveTokenizer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
             ]),
         .testTarget(name: "GroveTensorTests", dependencies: ["GroveTensor"]),
         .testTarget(name: "GroveTokenizerTests", dependencies: ["GroveTokenizer"]),
         .testTarget(name: "GroveModelTests", dependencies: ["GroveModel", "GroveTokenizer"]),
+        .testTarget(name: "GroveStoreTests", dependencies: ["GroveStore"]),
+        .testTarget(name: "GroveTasksTests", dependencies: ["GroveTasks"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -21,24 +21,43 @@ public func sampleToken(_ logits: UnsafePointer<Float>, vocab V: Int, temperatur
 }
 
 extension Transformer {
-    /// Plain autoregressive sampling for one prompt, recomputing the whole sequence each step
-    /// (the batched engine with a KV cache lives in the rollout module).
-    /// Stops after `maxNewTokens` or at a token in `stopTokens`, which is included.
-    public func generate(prompt: [Int32], maxNewTokens: Int, temperature: Float, seed: UInt64,
-                         stopTokens: Set<Int32> = []) -> [Int32] {
-        var rng = SeededRandom(seed: seed)
-        var tokens = prompt
-        var generated: [Int32] = []
-        GradMode.withoutGrad {
-            for _ in 0..<maxNewTokens {
-                let logits = forward(tokens: tokens, batch: 1)
-                let last = logits.data + (tokens.count - 1) * config.vocabSize
-                let next = sampleToken(last, vocab: config.vocabSize, temperature: temperature, rng: &rng)
-                generated.append(next)
-                tokens.append(next)
-                if stopTokens.contains(next) { break }
+    /// Samples continuations of several prompts at once with a KV cache: the prompts are
+    /// left-padded into one prefill, then every step decodes one token for all rows with
+    /// one batched forward. Row i draws from its own generator `SeededRandom(seed:, streams: [i])`,
+    /// so a row's output does not depend on the others. A row stops at `maxNewTokens` or
+    /// after a token in `stopTokens` (included in its output).
+    public func generate(prompts: [[Int32]], maxNewTokens: Int, temperature: Float, seed: UInt64,
+                         stopTokens: Set<Int32> = []) -> [[Int32]] {
+        let B = prompts.count, P = prompts.map(\.count).max() ?? 0, V = config.vocabSize
+        guard B > 0, P > 0, maxNewTokens > 0 else { return prompts.map { _ in [] } }
+        var rngs = (0..<B).map { SeededRandom(seed: seed, streams: [UInt64($0)]) }
+        var outputs = [[Int32]](repeating: [], count: B)
+        var done = [Bool](repeating: false, count: B)
+        let pad = Int32(config.padTokenId ?? 0)
+        var tokens = [Int32](repeating: pad, count: B * P), mask = [Bool](repeating: false, count: B * P)
+        for (b, prompt) in prompts.enumerated() {
+            for (t, id) in prompt.enumerated() {
+                tokens[b * P + P - prompt.count + t] = id
+                mask[b * P + P - prompt.count + t] = true
             }
         }
-        return generated
+        GradMode.withoutGrad {
+            let cache = KVCache(config: config, batch: B, capacity: P + maxNewTokens)
+            var logits = forward(tokens: tokens, batch: B, attentionMask: mask, cache: cache)
+            var rowLength = P  // logits rows per batch row in the last forward
+            for _ in 0..<maxNewTokens {
+                var next = [Int32](repeating: pad, count: B)
+                for b in 0..<B where !done[b] {
+                    let row = logits.data + ((b + 1) * rowLength - 1) * V
+                    next[b] = sampleToken(row, vocab: V, temperature: temperature, rng: &rngs[b])
+                    outputs[b].append(next[b])
+                    if stopTokens.contains(next[b]) || outputs[b].count == maxNewTokens { done[b] = true }
+                }
+                if done.allSatisfy({ $0 }) { break }
+                logits = forward(tokens: next, batch: B, attentionMask: done.map { !$0 }, cache: cache)
+                rowLength = 1
+            }
+        }
+        return outputs
     }
 }

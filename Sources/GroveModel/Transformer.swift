@@ -95,25 +95,37 @@ public final class Transformer {
     ///
     /// `attentionMask` (B·T, true = real token) hides padding from every query; positions
     /// count real tokens only (HF generate's cumsum − 1), so left padding does not shift RoPE.
-    public func forward(tokens: [Int32], batch B: Int, attentionMask: [Bool]? = nil) -> Tensor {
+    /// With a `cache`, the tokens continue the cached sequences: their keys and values are
+    /// appended and attention reads every cached position (inference only, no gradients).
+    public func forward(tokens: [Int32], batch B: Int, attentionMask: [Bool]? = nil, cache: KVCache? = nil) -> Tensor {
         precondition(tokens.count % B == 0, "forward: \(tokens.count) tokens in \(B) rows")
+        precondition(cache == nil || cache!.batch == B, "forward: the cache holds \(cache!.batch) rows, not \(B)")
         let T = tokens.count / B
-        let positions = Transformer.positions(batch: B, length: T, attentionMask: attentionMask)
+        let positions = cache?.append(length: T, mask: attentionMask)
+            ?? Transformer.positions(batch: B, length: T, attentionMask: attentionMask)
         var h = embedding(tokens, embedTokens)  // (B·T, C)
-        for layer in layers {
-            h = block(layer, h, batch: B, positions: positions, keyMask: attentionMask)
+        for (i, layer) in layers.enumerated() {
+            h = block(layer, index: i, h, batch: B, positions: positions, keyMask: attentionMask, cache: cache)
         }
         h = rmsNorm(h, norm, eps: Float(config.rmsNormEps))
         return linear(h, lmHead)  // (B·T, V)
     }
 
-    func block(_ layer: DecoderLayer, _ x: Tensor, batch B: Int, positions: [Int32], keyMask: [Bool]?) -> Tensor {
+    func block(_ layer: DecoderLayer, index: Int, _ x: Tensor, batch B: Int, positions: [Int32], keyMask: [Bool]?,
+               cache: KVCache?) -> Tensor {
         let T = x.shape[0] / B, HS = config.headDim
         let a = rmsNorm(x, layer.inputLayernorm, eps: Float(config.rmsNormEps))
         let q = rope(layer.qProj(a).reshaped([B, T, config.numAttentionHeads, HS]), positions: positions, table: ropeTable)
         let k = rope(layer.kProj(a).reshaped([B, T, config.numKeyValueHeads, HS]), positions: positions, table: ropeTable)
         let v = layer.vProj(a).reshaped([B, T, config.numKeyValueHeads, HS])
-        let o = attention(q, k, v, keyMask: keyMask).reshaped([B * T, config.numAttentionHeads * HS])
+        let attended: Tensor
+        if let cache {
+            cache.store(layer: index, keys: k, values: v)
+            attended = attention(q, cache.keys[index], cache.values[index], keyMask: cache.keyMask, keyLength: cache.length)
+        } else {
+            attended = attention(q, k, v, keyMask: keyMask)
+        }
+        let o = attended.reshaped([B * T, config.numAttentionHeads * HS])
         let h = add(x, layer.oProj(o))
         let m = rmsNorm(h, layer.postAttentionLayernorm, eps: Float(config.rmsNormEps))
         return add(h, layer.downProj(swiglu(layer.gateProj(m), layer.upProj(m))))

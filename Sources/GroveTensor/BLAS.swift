@@ -20,11 +20,14 @@ public enum Transpose: Int32, Sendable {
 /// Errors of the numeric core.
 public enum TensorError: Error, CustomStringConvertible {
     case blasUnavailable(String)
+    case badOptimizerState(String)
 
     public var description: String {
         switch self {
         case .blasUnavailable(let why):
             return "OpenBLAS could not be loaded: \(why). Install it with `apt-get install libopenblas-dev` (or run `make setup`)."
+        case .badOptimizerState(let why):
+            return "the optimizer state does not fit this model: \(why)"
         }
     }
 }

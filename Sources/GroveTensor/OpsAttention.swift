@@ -4,18 +4,19 @@ import Foundation
 ///
 /// q [B, T, NH, HS]; k, v [B, S, KVH, HS] with S ≥ T: the T queries are the last T of the
 /// S positions (S > T when earlier keys come from a KV cache). Query t sees key s when
-/// s ≤ t + (S − T) and `keyMask[b·S + s]` is true (nil: every key is real). Query head h
-/// reads KV head h / (NH / KVH). A query that sees no key outputs zeros.
+/// s ≤ t + (S − T) and `keyMask[b·capacity + s]` is true (nil: every key is real). Query head h
+/// reads KV head h / (NH / KVH). A query that sees no key outputs zeros. `keyLength`
+/// uses only the first S of k's rows per batch (a KV cache allocated for more).
 ///
 ///   P = softmax(Q·Kᵀ / √HS + mask),  O = P·V
 /// Backward, per (b, h):
 ///   dP = dO·Vᵀ,  dV += Pᵀ·dO,  dS = P ⊙ (dP − rowsum(dP ⊙ P)),  dQ += dS·K/√HS,  dK += dSᵀ·Q/√HS
-public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, keyMask: [Bool]? = nil) -> Tensor {
+public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, keyMask: [Bool]? = nil, keyLength: Int? = nil) -> Tensor {
     precondition(q.shape.count == 4 && k.shape.count == 4 && v.shape == k.shape, "attention: q \(q.shape), k \(k.shape), v \(v.shape)")
     let B = q.shape[0], T = q.shape[1], NH = q.shape[2], HS = q.shape[3]
-    let S = k.shape[1], KVH = k.shape[2]
-    precondition(k.shape[0] == B && k.shape[3] == HS && S >= T && NH % KVH == 0, "attention: q \(q.shape) vs k \(k.shape)")
-    precondition(keyMask == nil || keyMask!.count == B * S, "attention: key mask needs B·S entries")
+    let S = keyLength ?? k.shape[1], capacity = k.shape[1], KVH = k.shape[2]
+    precondition(k.shape[0] == B && k.shape[3] == HS && S >= T && S <= capacity && NH % KVH == 0, "attention: q \(q.shape) vs k \(k.shape)")
+    precondition(keyMask == nil || keyMask!.count == B * capacity, "attention: key mask needs one entry per key row")
     let groups = NH / KVH, offset = S - T
     let scale = 1 / Float(HS).squareRoot()
     let qStride = NH * HS, kvStride = KVH * HS
@@ -25,15 +26,15 @@ public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, keyMask: [Bool]? = 
 
     // Key positions each query row may see, shared by every head of batch row b.
     func visible(_ b: Int, _ t: Int, _ s: Int) -> Bool {
-        s <= t + offset && (keyMask?[b * S + s] ?? true)
+        s <= t + offset && (keyMask?[b * capacity + s] ?? true)
     }
 
     for b in 0..<B {
         for h in 0..<NH {
             let g = h / groups
             let Q = q.data + b * T * qStride + h * HS
-            let K = k.data + b * S * kvStride + g * HS
-            let V = v.data + b * S * kvStride + g * HS
+            let K = k.data + b * capacity * kvStride + g * HS
+            let V = v.data + b * capacity * kvStride + g * HS
             let P = probs.base + (b * NH + h) * T * S
             blas.sgemm(.none, .transpose, m: T, n: S, k: HS, alpha: scale, a: Q, lda: qStride, b: K, ldb: kvStride,
                        beta: 0, c: P, ldc: S)
@@ -50,7 +51,7 @@ public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, keyMask: [Bool]? = 
         for b in 0..<B {
             for h in 0..<NH {
                 let g = h / groups
-                let qOff = b * T * qStride + h * HS, kvOff = b * S * kvStride + g * HS
+                let qOff = b * T * qStride + h * HS, kvOff = b * capacity * kvStride + g * HS
                 let dO = out.grad + qOff
                 let P = probs.base + (b * NH + h) * T * S
                 let dS = dP.base

@@ -35,7 +35,7 @@ struct Generate: ParsableCommand {
         let ids = tok.encode(text).map(Int32.init)
         guard !ids.isEmpty else { throw ValidationError("the prompt encodes to no tokens") }
         let stops = Set([tok.eosTokenId].compactMap { $0 }.map(Int32.init))
-        let out = transformer.generate(prompt: ids, maxNewTokens: maxTokens, temperature: temperature, seed: seed, stopTokens: stops)
+        let out = transformer.generate(prompts: [ids], maxNewTokens: maxTokens, temperature: temperature, seed: seed, stopTokens: stops)[0]
         print(tok.decode(out.map(Int.init), skipSpecialTokens: true))
     }
 }

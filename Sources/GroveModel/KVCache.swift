@@ -1,0 +1,52 @@
+import GroveTensor
+
+/// Keys and values of every layer for B sequences decoded together, so that each new
+/// token costs one row of attention instead of a forward pass over the whole sequence.
+///
+/// Rows are allocated for `capacity` positions; `length` are filled. `keyMask` marks the
+/// real (non-padding) positions of each row and `nextPosition` the RoPE position of each
+/// row's next token, which is how left-padded prompts of different lengths decode together.
+public final class KVCache {
+    public let batch: Int
+    public let capacity: Int
+    public private(set) var length = 0
+    let keys: [Tensor]    // L × (B, capacity, KVH, HS)
+    let values: [Tensor]  // L × (B, capacity, KVH, HS)
+    var keyMask: [Bool]   // (B, capacity)
+    var nextPosition: [Int32]  // (B)
+
+    public init(config: ModelConfig, batch: Int, capacity: Int) {
+        self.batch = batch
+        self.capacity = capacity
+        let shape = [batch, capacity, config.numKeyValueHeads, config.headDim]
+        keys = (0..<config.numHiddenLayers).map { _ in Tensor(zeros: shape) }
+        values = (0..<config.numHiddenLayers).map { _ in Tensor(zeros: shape) }
+        keyMask = [Bool](repeating: false, count: batch * capacity)
+        nextPosition = [Int32](repeating: 0, count: batch)
+    }
+
+    /// Registers T new positions per row (with their padding mask) and returns their RoPE positions.
+    func append(length T: Int, mask: [Bool]?) -> [Int32] {
+        precondition(length + T <= capacity, "KVCache: \(length + T) positions exceed capacity \(capacity)")
+        var positions = [Int32](repeating: 0, count: batch * T)
+        for b in 0..<batch {
+            for t in 0..<T {
+                let real = mask?[b * T + t] ?? true
+                keyMask[b * capacity + length + t] = real
+                positions[b * T + t] = nextPosition[b]
+                if real { nextPosition[b] += 1 }
+            }
+        }
+        length += T
+        return positions
+    }
+
+    /// Copies a layer's new keys/values [B, T, KVH, HS] into rows length−T ..< length.
+    func store(layer: Int, keys k: Tensor, values v: Tensor) {
+        let T = k.shape[1], row = k.count / (batch * T), start = length - T
+        for b in 0..<batch {
+            (keys[layer].data + (b * capacity + start) * row).update(from: k.data + b * T * row, count: T * row)
+            (values[layer].data + (b * capacity + start) * row).update(from: v.data + b * T * row, count: T * row)
+        }
+    }
+}

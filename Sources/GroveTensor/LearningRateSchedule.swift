@@ -1,0 +1,26 @@
+import Foundation
+
+/// Learning rate over steps, as a multiple of the base rate.
+public enum LearningRateSchedule: Equatable {
+    case constant
+    /// Linear warm-up from 0, then half a cosine down to `minRatio` at `totalSteps`
+    /// (HF's `get_cosine_schedule_with_warmup` when minRatio = 0).
+    case warmupCosine(warmupSteps: Int, totalSteps: Int, minRatio: Float)
+    /// Linear warm-up, then multiplied by `gamma` every `stepSize` steps.
+    case warmupStep(warmupSteps: Int, stepSize: Int, gamma: Float)
+
+    /// The rate at 0-based `step`.
+    public func lr(step: Int, base: Float) -> Float {
+        switch self {
+        case .constant:
+            return base
+        case .warmupCosine(let warmup, let total, let minRatio):
+            if step < warmup { return base * Float(step) / Float(max(1, warmup)) }
+            let progress = min(1, Float(step - warmup) / Float(max(1, total - warmup)))
+            return base * (minRatio + (1 - minRatio) * 0.5 * (1 + cosf(.pi * progress)))
+        case .warmupStep(let warmup, let size, let gamma):
+            if step < warmup { return base * Float(step) / Float(max(1, warmup)) }
+            return base * powf(gamma, Float((step - warmup) / max(1, size)))
+        }
+    }
+}

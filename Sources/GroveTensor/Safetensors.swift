@@ -1,0 +1,123 @@
+import Foundation
+
+/// Errors reading or writing tensor files; each names the file and, where known, the tensor.
+public enum SafetensorsError: Error, CustomStringConvertible {
+    case unreadable(file: String, reason: String)
+    case corrupt(file: String, reason: String)
+    case badTensor(file: String, tensor: String, reason: String)
+    case unsupportedDtype(file: String, tensor: String, dtype: String)
+    case unwritable(file: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .unreadable(let f, let r): return "\(f): cannot read: \(r)"
+        case .corrupt(let f, let r): return "\(f): not a valid safetensors file: \(r)"
+        case .badTensor(let f, let t, let r): return "\(f): tensor '\(t)': \(r)"
+        case .unsupportedDtype(let f, let t, let d):
+            return "\(f): tensor '\(t)' has dtype \(d); Grove reads F32, F16, BF16 and F64"
+        case .unwritable(let f, let r): return "\(f): cannot write: \(r)"
+        }
+    }
+}
+
+/// The safetensors format: an 8-byte little-endian header size, a JSON header mapping each
+/// name to {dtype, shape, data_offsets: [begin, end]} (relative to the end of the header),
+/// then the raw little-endian data.
+public enum SafetensorsFile {
+    /// Every tensor of `url`, converted to float32, in the file's data order.
+    public static func read(_ url: URL) throws -> [(String, Tensor)] {
+        let path = url.path
+        let data: Data
+        do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
+            throw SafetensorsError.unreadable(file: path, reason: FileManager.default.fileExists(atPath: path) ? "\(error.localizedDescription)" : "no such file")
+        }
+        guard data.count >= 8 else { throw SafetensorsError.corrupt(file: path, reason: "shorter than its 8-byte header size") }
+        let headerSize = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        guard headerSize <= UInt64(data.count - 8), headerSize < 100_000_000 else {
+            throw SafetensorsError.corrupt(file: path, reason: "header size \(headerSize) exceeds the file (\(data.count) bytes): truncated?")
+        }
+        let headerEnd = 8 + Int(headerSize)
+        guard let header = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<headerEnd)) as? [String: Any] else {
+            throw SafetensorsError.corrupt(file: path, reason: "the header is not a JSON object")
+        }
+        var entries: [(name: String, dtype: String, shape: [Int], begin: Int, end: Int)] = []
+        for (name, value) in header where name != "__metadata__" {
+            guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
+                  let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2 else {
+                throw SafetensorsError.badTensor(file: path, tensor: name, reason: "header entry lacks dtype, shape or data_offsets")
+            }
+            entries.append((name, dtype, shape, offsets[0], offsets[1]))
+        }
+        entries.sort { $0.begin < $1.begin }
+        var out: [(String, Tensor)] = []
+        for e in entries {
+            guard let width = dtypeWidth(e.dtype) else { throw SafetensorsError.unsupportedDtype(file: path, tensor: e.name, dtype: e.dtype) }
+            guard e.shape.allSatisfy({ $0 >= 0 }) else { throw SafetensorsError.badTensor(file: path, tensor: e.name, reason: "negative dimension in \(e.shape)") }
+            let count = e.shape.reduce(1, *)
+            guard e.begin >= 0, e.end >= e.begin, e.end - e.begin == count * width else {
+                throw SafetensorsError.badTensor(file: path, tensor: e.name, reason: "data_offsets [\(e.begin), \(e.end)] do not hold \(e.shape) of \(e.dtype)")
+            }
+            guard headerEnd + e.end <= data.count else {
+                throw SafetensorsError.badTensor(file: path, tensor: e.name, reason: "data ends at byte \(headerEnd + e.end) but the file has \(data.count): truncated")
+            }
+            let tensor = Tensor(zeros: e.shape)
+            data.withUnsafeBytes { raw in
+                convertToFloat32(raw.baseAddress! + headerEnd + e.begin, dtype: e.dtype, count: count, into: tensor.data)
+            }
+            out.append((e.name, tensor))
+        }
+        return out
+    }
+
+    static func dtypeWidth(_ dtype: String) -> Int? {
+        switch dtype {
+        case "F32": return 4
+        case "F16", "BF16": return 2
+        case "F64": return 8
+        default: return nil
+        }
+    }
+
+    /// Writes float32 tensors, sorted by name as the Python library does, atomically
+    /// (a temporary file renamed into place, so a crash never leaves a half-written file).
+    public static func write(_ tensors: [(String, Tensor)], to url: URL, metadata: [String: String] = ["format": "pt"]) throws {
+        let sorted = tensors.sorted { $0.0 < $1.0 }
+        var header = "{\"__metadata__\":" + jsonObject(metadata)
+        var offset = 0
+        for (name, t) in sorted {
+            let bytes = t.count * 4
+            header += ",\(jsonString(name)):{\"dtype\":\"F32\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + bytes)]}"
+            offset += bytes
+        }
+        header += "}"
+        while header.utf8.count % 8 != 0 { header += " " }  // data starts 8-byte aligned
+        var data = Data(capacity: 8 + header.utf8.count + offset)
+        withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { data.append(contentsOf: $0) }
+        data.append(contentsOf: Array(header.utf8))
+        for (_, t) in sorted { data.append(UnsafeBufferPointer(start: t.data, count: t.count)) }
+        try writeAtomically(data, to: url)
+    }
+}
+
+/// Writes `data` to a temporary sibling and renames it over `url`.
+public func writeAtomically(_ data: Data, to url: URL) throws {
+    let temp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
+    do {
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try data.write(to: temp)
+        if rename(temp.path, url.path) != 0 { throw CocoaError(.fileWriteUnknown) }
+    } catch {
+        try? FileManager.default.removeItem(at: temp)
+        throw SafetensorsError.unwritable(file: url.path, reason: error.localizedDescription)
+    }
+}
+
+func jsonString(_ s: String) -> String {
+    let data = try? JSONSerialization.data(withJSONObject: [s], options: [.withoutEscapingSlashes])
+    let array = data.flatMap { String(data: $0, encoding: .utf8) } ?? "[\"\"]"
+    return String(array.dropFirst().dropLast())
+}
+
+func jsonObject(_ d: [String: String]) -> String {
+    "{" + d.sorted { $0.key < $1.key }.map { "\(jsonString($0.key)):\(jsonString($0.value))" }.joined(separator: ",") + "}"
+}

@@ -1,0 +1,78 @@
+import Foundation
+import GroveData
+import GroveModel
+import GroveTensor
+import GroveTokenizer
+
+/// Held-out evaluation: the loss on reference completions, and task accuracy measured by
+/// generating greedy answers and checking them (`eval/loss`, `eval/accuracy`, and
+/// `eval/accuracy/<level>` when rows carry a `level` field).
+public struct Evaluator {
+    public let examples: [Example]
+    public let tokenizer: Tokenizer
+    public let maxNewTokens: Int
+    public let maxLength: Int
+    /// Judges one generated completion against its example; nil: loss only.
+    public let isCorrect: ((String, Example) -> Bool)?
+    /// Sequences per batched generation / loss forward.
+    public var batchSize = 64
+
+    public init(examples: [Example], tokenizer: Tokenizer, maxNewTokens: Int, maxLength: Int,
+                isCorrect: ((String, Example) -> Bool)?) {
+        self.examples = examples; self.tokenizer = tokenizer; self.maxNewTokens = maxNewTokens
+        self.maxLength = maxLength; self.isCorrect = isCorrect
+    }
+
+    /// One generated answer and its verdict.
+    public struct Sample {
+        public let example: Example
+        public let completion: String
+        public let correct: Bool
+    }
+
+    /// Metrics for `model`, plus the generated samples (for reports).
+    public func evaluate(_ model: Transformer) -> (metrics: [String: Double], samples: [Sample]) {
+        GradMode.withoutGrad {
+            var metrics = ["eval/loss": heldOutLoss(model)]
+            guard let isCorrect else { return (metrics, []) }
+            let eos = tokenizer.eosTokenId.map(Int32.init)
+            var samples: [Sample] = []
+            for start in stride(from: 0, to: examples.count, by: batchSize) {
+                let chunk = Array(examples[start..<min(start + batchSize, examples.count)])
+                let prompts = chunk.map { tokenizer.encode($0.prompt).map(Int32.init) }
+                let outputs = model.generate(prompts: prompts, maxNewTokens: maxNewTokens, temperature: 0, seed: 0,
+                                             stopTokens: Set([eos].compactMap { $0 }))
+                for (ex, out) in zip(chunk, outputs) {
+                    let text = tokenizer.decode(out.map(Int.init), skipSpecialTokens: true)
+                    samples.append(Sample(example: ex, completion: text, correct: isCorrect(text, ex)))
+                }
+            }
+            metrics["eval/accuracy"] = Evaluator.accuracy(samples)
+            let levels = Dictionary(grouping: samples) { $0.example.row["level"] as? String ?? "" }
+            if levels.count > 1 {
+                for (level, group) in levels where !level.isEmpty { metrics["eval/accuracy/\(level)"] = Evaluator.accuracy(group) }
+            }
+            return (metrics, samples)
+        }
+    }
+
+    static func accuracy(_ samples: [Sample]) -> Double {
+        samples.isEmpty ? 0 : Double(samples.filter(\.correct).count) / Double(samples.count)
+    }
+
+    /// Mean negative log-likelihood of the reference completions' tokens.
+    func heldOutLoss(_ model: Transformer) -> Double {
+        let eos = tokenizer.eosTokenId.map(Int32.init)
+        let pad = Int32(tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0)
+        var total = 0.0, count = 0
+        for start in stride(from: 0, to: examples.count, by: batchSize) {
+            let batch = SFTBatch(examples[start..<min(start + batchSize, examples.count)].map {
+                TokenizedExample($0, tokenizer: tokenizer, eos: eos, maxLength: maxLength)
+            }, padToken: pad)
+            let logp = tokenLogProbs(model.forward(tokens: batch.tokens, batch: batch.batch), targets: batch.targets)
+            for i in 0..<logp.count where batch.targets[i] >= 0 { total -= Double(logp.data[i]) }
+            count += batch.targetCount
+        }
+        return count == 0 ? 0 : total / Double(count)
+    }
+}

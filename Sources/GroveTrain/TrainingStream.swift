@@ -1,0 +1,74 @@
+import GroveData
+import GroveModel
+import GroveTensor
+import GroveTokenizer
+
+/// An endless, seeded stream of tokenized training examples: epoch e visits the training
+/// rows in the permutation `DatasetSplit.shuffled(n, seed:, stream: e)`, so the stream's
+/// whole state is its `Position` (epoch, cursor) and a resumed run reads the same examples.
+public final class TrainingStream {
+    /// Where the stream stands: the epoch and the index into that epoch's permutation.
+    public struct Position: Equatable, Codable {
+        public var epoch: Int
+        public var cursor: Int
+        public init(epoch: Int = 0, cursor: Int = 0) { self.epoch = epoch; self.cursor = cursor }
+    }
+
+    public let file: JSONLFile
+    public let rows: [Int]
+    public let format: DatasetFormat
+    public let tokenizer: Tokenizer
+    public let maxLength: Int
+    public let seed: UInt64
+    public let padToken: Int32
+    let eos: Int32?
+    public private(set) var position = Position()
+    private var order: [Int]?  // this epoch's permutation, made on first use
+    private var cache: [Int: TokenizedExample] = [:]  // row → tokens; tokenizing is the slow part of a small model's step
+
+    public init(file: JSONLFile, rows: [Int], format: DatasetFormat, tokenizer: Tokenizer, maxLength: Int, seed: UInt64) {
+        self.file = file; self.rows = rows; self.format = format; self.tokenizer = tokenizer
+        self.maxLength = maxLength; self.seed = seed
+        eos = tokenizer.eosTokenId.map(Int32.init)
+        padToken = Int32(tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0)
+    }
+
+    /// Fraction of epochs completed, for logs.
+    public var epochProgress: Double { Double(position.epoch) + Double(position.cursor) / Double(rows.count) }
+
+    /// Moves to a saved position (a resumed run).
+    public func seek(to p: Position) {
+        position = p
+        order = nil
+    }
+
+    /// The next `n` examples, wrapping into a new epoch (and a new permutation) as needed.
+    public func next(_ n: Int) throws -> [TokenizedExample] {
+        var out: [TokenizedExample] = []
+        out.reserveCapacity(n)
+        while out.count < n {
+            if position.cursor == rows.count { seek(to: Position(epoch: position.epoch + 1, cursor: 0)) }
+            if order == nil { order = DatasetSplit.shuffled(rows.count, seed: seed, stream: UInt64(position.epoch)) }
+            let row = rows[order![position.cursor]]
+            out.append(try tokenized(row))
+            position.cursor += 1
+        }
+        return out
+    }
+
+    func tokenized(_ row: Int) throws -> TokenizedExample {
+        if let t = cache[row] { return t }
+        let t = TokenizedExample(try file.example(row, format: format, tokenizer: tokenizer), tokenizer: tokenizer,
+                                 eos: eos, maxLength: maxLength)
+        cache[row] = t
+        return t
+    }
+}
+
+extension Transformer {
+    /// Parameters with their weight-decay flag: matrices decay; biases and norm weights
+    /// (1-D tensors) do not, as in GPT-2/nanoGPT and HF's default grouping.
+    public var decayGroups: [(Tensor, decay: Bool)] {
+        parameters.map { ($0, $0.shape.count >= 2) }
+    }
+}

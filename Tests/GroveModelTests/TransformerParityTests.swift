@@ -1,0 +1,87 @@
+import Foundation
+import XCTest
+@testable import GroveModel
+@testable import GroveTensor
+
+/// The model against Hugging Face transformers' own outputs on `model_a_qwen2`
+/// (Qwen2ForCausalLM, eager attention, float32).
+final class TransformerParityTests: XCTestCase {
+    var model: Transformer!
+    var expected: [String: Any]!
+
+    override func setUpWithError() throws {
+        model = try Transformer.load(from: Fixtures.modelA.appendingPathComponent("model"))
+        expected = try Fixtures.json(Fixtures.modelA.appendingPathComponent("expected.json"))
+    }
+
+    var sequences: [[String: Any]] { expected["sequences"] as! [[String: Any]] }
+    func ids(_ s: [String: Any]) -> [Int32] { (s["input_ids"] as! [Int]).map(Int32.init) }
+
+    func testLogitsMatchTransformers() throws {
+        for s in sequences {
+            let reference = try NumpyFile.read(Fixtures.modelA.appendingPathComponent(s["logits_file"] as! String))
+            let logits = GradMode.withoutGrad { model.forward(tokens: ids(s), batch: 1) }
+            XCTAssertEqual(logits.shape, reference.shape)
+            XCTAssertLessThan(maxAbsDiff(logits.values, reference.values), 1e-4, "\(s["logits_file"]!)")
+        }
+    }
+
+    func testNextTokenLogProbsAndMeanNLL() {
+        for s in sequences {
+            let tokens = ids(s)
+            let logits = GradMode.withoutGrad { model.forward(tokens: tokens, batch: 1) }
+            let targets = Array(tokens.dropFirst()) + [-1]
+            let logp = tokenLogProbs(logits, targets: targets).values.dropLast()
+            let reference = (s["next_token_logprobs"] as! [Double]).map(Float.init)
+            XCTAssertLessThan(maxAbsDiff(Array(logp), reference), 1e-4)
+            let nll = -logp.reduce(0, +) / Float(logp.count)
+            XCTAssertEqual(nll, Float(s["mean_nll"] as! Double), accuracy: 1e-4)
+        }
+    }
+
+    func testLeftPaddedBatchMatchesUnpadded() {
+        let batch = expected["left_padded_batch"] as! [String: Any]
+        let rows = (batch["input_ids"] as! [[Int]]).map { $0.map(Int32.init) }
+        let mask = (batch["attention_mask"] as! [[Int]]).flatMap { $0.map { $0 == 1 } }
+        let T = rows[0].count
+        let logits = GradMode.withoutGrad { model.forward(tokens: rows.flatMap { $0 }, batch: rows.count, attentionMask: mask) }
+        let references = batch["next_token_logprobs"] as! [[Double]]
+        for (b, row) in rows.enumerated() {
+            // Targets: the next real token, for every real position that has one.
+            var targets = [Int32](repeating: -1, count: rows.count * T)
+            let real = (0..<T).filter { mask[b * T + $0] }
+            for (i, t) in real.dropLast().enumerated() { targets[b * T + t] = row[real[i + 1]] }
+            let logp = tokenLogProbs(logits, targets: targets)
+            let ours = real.dropLast().map { logp.data[b * T + $0] }
+            XCTAssertLessThan(maxAbsDiff(ours, references[b].map(Float.init)), 1e-4, "row \(b)")
+        }
+    }
+
+    func testGreedyContinuation() {
+        let greedy = expected["greedy"] as! [String: Any]
+        let prompt = (greedy["prompt_ids"] as! [Int]).map(Int32.init)
+        let out = model.generate(prompts: [prompt], maxNewTokens: greedy["new_tokens"] as! Int, temperature: 0, seed: 0)
+        XCTAssertEqual(out[0].map(Int.init), greedy["output_ids"] as! [Int])
+    }
+
+    func testGradientsMatchTransformers() throws {
+        let gradient = expected["gradient"] as! [String: Any]
+        let tokens = ids(sequences[2])
+        let logits = model.forward(tokens: tokens, batch: 1)
+        let loss = crossEntropy(logits, targets: Array(tokens.dropFirst()) + [-100])
+        XCTAssertEqual(loss.item, Float(gradient["loss_value"] as! Double), accuracy: 1e-4)
+        loss.backward()
+        let reference = Dictionary(uniqueKeysWithValues: try SafetensorsFile.read(Fixtures.modelA.appendingPathComponent("grads.safetensors")))
+        for (name, p) in model.namedParameters {
+            let ref = try XCTUnwrap(reference[name], name)
+            let ours = try XCTUnwrap(p.gradValues, name)
+            let scale = max(ref.values.map(abs).max() ?? 0, 1e-3)
+            XCTAssertLessThan(maxAbsDiff(ours, ref.values) / scale, 1e-3, name)
+        }
+    }
+
+    func testParameterCount() {
+        XCTAssertEqual(model.parameterCount, expected["num_parameters"] as! Int)
+        XCTAssertEqual(model.config.parameterCount(), expected["num_parameters"] as! Int)
+    }
+}
