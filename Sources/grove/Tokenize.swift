@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GroveModel
 import GroveTokenizer
 
 /// `grove tokenize --tokenizer DIR TEXT`: token ids as a JSON array.
@@ -49,9 +50,7 @@ func parseIds(_ text: String, vocabSize: Int) throws -> [Int32] {
     return try body.split(separator: ",").map { part in
         let s = part.trimmingCharacters(in: .whitespaces)
         guard let id = Int32(s) else { throw ValidationError("'\(s)' is not a token id") }
-        guard id >= 0 && Int(id) < vocabSize else {
-            throw ValidationError("token id \(id) is outside the vocabulary (0..<\(vocabSize))")
-        }
+        guard id >= 0 && Int(id) < vocabSize else { throw ModelError.tokenOutOfRange(id: Int(id), vocabSize: vocabSize) }
         return id
     }
 }

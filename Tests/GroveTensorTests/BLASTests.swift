@@ -1,0 +1,45 @@
+import XCTest
+@testable import GroveTensor
+
+final class BLASTests: XCTestCase {
+    /// Grove chooses OpenBLAS's kernels from the CPU flags before the library loads.
+    func testFastKernelIsSelected() throws {
+        let blas = BLAS.shared
+        guard let wanted = BLAS.fastestCoreType() else { throw XCTSkip("no AVX2/AVX-512 kernel known for this CPU") }
+        XCTAssertNotEqual(blas.coreName.lowercased(), "prescott")
+        if blas.coreTypeSource.contains("detected") {
+            XCTAssertEqual(blas.coreName.lowercased().replacingOccurrences(of: "x", with: ""),
+                           wanted.lowercased().replacingOccurrences(of: "x", with: ""))
+        }
+    }
+
+    /// matmul through sgemm against a plain triple loop, on odd sizes, sizes of 1 and every transpose.
+    func testMatmulAgainstPlainLoops() {
+        for (M, K, N) in [(1, 1, 1), (1, 7, 3), (5, 1, 4), (13, 17, 11), (33, 9, 65)] {
+            for (tA, tB) in [(false, false), (true, false), (false, true), (true, true)] {
+                let a = randomTensor(tA ? [K, M] : [M, K], seed: 1), b = randomTensor(tB ? [N, K] : [K, N], seed: 2)
+                let c = matmul(a, b, transposeA: tA, transposeB: tB)
+                for i in 0..<M {
+                    for j in 0..<N {
+                        var s: Float = 0
+                        for k in 0..<K {
+                            s += (tA ? a.data[k * M + i] : a.data[i * K + k]) * (tB ? b.data[j * K + k] : b.data[k * N + j])
+                        }
+                        XCTAssertEqual(c.data[i * N + j], s, accuracy: 1e-4)
+                    }
+                }
+            }
+        }
+    }
+
+    /// One and several threads give the same attention output (threads split rows, never a sum).
+    func testThreadCountDoesNotChangeResults() {
+        let q = randomTensor([2, 9, 4, 8], seed: 3), k = randomTensor([2, 9, 2, 8], seed: 4), v = randomTensor([2, 9, 2, 8], seed: 5)
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        Parallel.threads = 1
+        let one = attention(q, k, v).values
+        Parallel.threads = 4
+        XCTAssertEqual(attention(q, k, v).values, one)
+    }
+}

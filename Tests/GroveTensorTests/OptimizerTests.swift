@@ -1,0 +1,58 @@
+import Foundation
+import XCTest
+@testable import GroveTensor
+
+final class OptimizerTests: XCTestCase {
+    /// Two AdamW steps on p = [1, −2, 0.5] with g = [0.1, −0.2, 0.3] then [0.3, 0.1, −0.2],
+    /// lr 0.1, β (0.9, 0.95), ε 1e-8, λ 0.1 — the same as torch.optim.AdamW
+    /// (values from `torch.optim.AdamW([p], lr=0.1, betas=(0.9, 0.95), weight_decay=0.1)`, torch 2.15).
+    func testAdamWMatchesTorch() {
+        let p = Tensor([1, -2, 0.5], shape: [3], requiresGrad: true)
+        let opt = AdamW(parameters: [(p, decay: true)], beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1)
+        for g in [[0.1, -0.2, 0.3], [0.3, 0.1, -0.2]] as [[Float]] {
+            for i in 0..<3 { p.grad[i] = g[i] }
+            opt.step(lr: 0.1)
+        }
+        let expected: [Float] = [0.79023075, -1.8343630, 0.37652755]
+        for (a, b) in zip(p.values, expected) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+        XCTAssertEqual(opt.stepCount, 2)
+    }
+
+    func testNoDecayGroupAndStateRoundTrip() throws {
+        let p = Tensor([1, 1], shape: [2], requiresGrad: true)
+        let opt = AdamW(parameters: [(p, decay: false)], weightDecay: 0.5)
+        p.grad[0] = 0; p.grad[1] = 0
+        opt.step(lr: 0.1)
+        XCTAssertEqual(p.values, [1, 1], "no decay and zero gradient leave the weights alone")
+        let other = AdamW(parameters: [(Tensor(zeros: [2]), decay: false)])
+        try other.loadState(Dictionary(uniqueKeysWithValues: opt.state()))
+        XCTAssertEqual(other.stepCount, 1)
+        XCTAssertThrowsError(try AdamW(parameters: [(Tensor(zeros: [3]), decay: false)]).loadState(Dictionary(uniqueKeysWithValues: opt.state())))
+    }
+
+    func testSchedules() {
+        let cosine = LearningRateSchedule.warmupCosine(warmupSteps: 10, totalSteps: 110, minRatio: 0)
+        XCTAssertEqual(cosine.lr(step: 0, base: 1), 0)
+        XCTAssertEqual(cosine.lr(step: 5, base: 1), 0.5)
+        XCTAssertEqual(cosine.lr(step: 10, base: 1), 1)
+        XCTAssertEqual(cosine.lr(step: 60, base: 1), 0.5, accuracy: 1e-6)
+        XCTAssertEqual(cosine.lr(step: 110, base: 1), 0, accuracy: 1e-6)
+        let floor = LearningRateSchedule.warmupCosine(warmupSteps: 0, totalSteps: 100, minRatio: 0.1)
+        XCTAssertEqual(floor.lr(step: 100, base: 2), 0.2, accuracy: 1e-6)
+        let stepDecay = LearningRateSchedule.warmupStep(warmupSteps: 2, stepSize: 3, gamma: 0.5)
+        XCTAssertEqual(stepDecay.lr(step: 1, base: 1), 0.5)
+        XCTAssertEqual(stepDecay.lr(step: 4, base: 1), 1)
+        XCTAssertEqual(stepDecay.lr(step: 5, base: 1), 0.5)
+        XCTAssertEqual(LearningRateSchedule.constant.lr(step: 99, base: 3), 3)
+    }
+
+    func testClipGradNorm() {
+        let a = Tensor([0, 0], shape: [2], requiresGrad: true), b = Tensor([0], shape: [1], requiresGrad: true)
+        a.grad[0] = 3; a.grad[1] = 0; b.grad[0] = 4
+        XCTAssertEqual(clipGradNorm([a, b], maxNorm: 1), 5)
+        XCTAssertEqual(a.gradValues![0], 3 / (5 + 1e-6), accuracy: 1e-6)
+        XCTAssertEqual(b.gradValues![0], 4 / (5 + 1e-6), accuracy: 1e-6)
+        a.grad[0] = .nan
+        XCTAssertTrue(clipGradNorm([a, b], maxNorm: 1).isNaN)
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import XCTest
+@testable import GroveTensor
+
+final class SafetensorsTests: XCTestCase {
+    func temp(_ name: String) -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("grove-st-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir.appendingPathComponent(name)
+    }
+
+    /// A safetensors file with one tensor of raw bytes under `dtype`, or a broken header.
+    func rawFile(dtype: String, shape: [Int], bytes: [UInt8], offsets: [Int]? = nil) throws -> URL {
+        let end = offsets ?? [0, bytes.count]
+        var header = "{\"w\":{\"dtype\":\"\(dtype)\",\"shape\":\(shape),\"data_offsets\":[\(end[0]),\(end[1])]}}"
+        while header.utf8.count % 8 != 0 { header += " " }
+        var data = Data()
+        withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { data.append(contentsOf: $0) }
+        data.append(contentsOf: Array(header.utf8))
+        data.append(contentsOf: bytes)
+        let url = temp("t.safetensors")
+        try data.write(to: url)
+        return url
+    }
+
+    func testRoundTrip() throws {
+        var rng = SeededRandom(seed: 3)
+        let a = Tensor.randn([3, 5], rng: &rng), b = Tensor.randn([7], rng: &rng)
+        let url = temp("x.safetensors")
+        try SafetensorsFile.write([("b.weight", b), ("a.weight", a)], to: url)
+        let back = Dictionary(uniqueKeysWithValues: try SafetensorsFile.read(url))
+        XCTAssertEqual(back["a.weight"]?.shape, [3, 5])
+        XCTAssertEqual(back["a.weight"]?.values, a.values)
+        XCTAssertEqual(back["b.weight"]?.values, b.values)
+    }
+
+    func testBFloat16AndFloat16Decoding() throws {
+        // bf16: 1.0 = 0x3F80, -2.5 = 0xC020, 0.1 ≈ 0x3DCD (0.10009765625), +inf = 0x7F80
+        let bf = try SafetensorsFile.read(rawFile(dtype: "BF16", shape: [4], bytes: [0x80, 0x3F, 0x20, 0xC0, 0xCD, 0x3D, 0x80, 0x7F]))
+        XCTAssertEqual(bf[0].1.values, [1.0, -2.5, 0.10009765625, .infinity])
+        // f16: 1.0 = 0x3C00, -2.5 = 0xC100, smallest subnormal 2⁻²⁴ = 0x0001, 65504 = 0x7BFF
+        let f16 = try SafetensorsFile.read(rawFile(dtype: "F16", shape: [2, 2], bytes: [0x00, 0x3C, 0x00, 0xC1, 0x01, 0x00, 0xFF, 0x7B]))
+        XCTAssertEqual(f16[0].1.values, [1.0, -2.5, 5.9604645e-08, 65504])
+        XCTAssertEqual(bfloat16Bits(-2.5), 0xC020)
+    }
+
+    func testFixtureModelNamesAndShapes() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let url = root.deletingLastPathComponent().appendingPathComponent("shared/fixtures/public/model_a_qwen2/model/model.safetensors")
+        let tensors = Dictionary(uniqueKeysWithValues: try SafetensorsFile.read(url))
+        XCTAssertEqual(tensors["model.embed_tokens.weight"]?.shape, [1024, 64])
+        XCTAssertEqual(tensors["model.layers.1.self_attn.k_proj.bias"]?.shape, [32])
+        XCTAssertEqual(tensors.count, 2 + 2 * 12)
+    }
+
+    func testTruncatedFileNamesFileAndTensor() throws {
+        let url = try rawFile(dtype: "F32", shape: [4], bytes: [0, 0, 128, 63], offsets: [0, 16])
+        XCTAssertThrowsError(try SafetensorsFile.read(url)) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains(url.path) && text.contains("'w'") && text.contains("truncated"), text)
+        }
+    }
+
+    func testOffsetsThatDoNotFitTheShape() throws {
+        let url = try rawFile(dtype: "F32", shape: [2], bytes: [UInt8](repeating: 0, count: 12), offsets: [0, 12])
+        XCTAssertThrowsError(try SafetensorsFile.read(url)) { XCTAssertTrue("\($0)".contains("data_offsets"), "\($0)") }
+    }
+
+    func testUnsupportedDtype() throws {
+        let url = try rawFile(dtype: "I8", shape: [2], bytes: [1, 2])
+        XCTAssertThrowsError(try SafetensorsFile.read(url)) { XCTAssertTrue("\($0)".contains("I8") && "\($0)".contains("'w'"), "\($0)") }
+    }
+
+    func testHeaderLargerThanFile() throws {
+        let url = temp("h.safetensors")
+        var data = Data()
+        withUnsafeBytes(of: UInt64(1000).littleEndian) { data.append(contentsOf: $0) }
+        data.append(contentsOf: Array("{}".utf8))
+        try data.write(to: url)
+        XCTAssertThrowsError(try SafetensorsFile.read(url)) { XCTAssertTrue("\($0)".contains("header size"), "\($0)") }
+    }
+
+    func testNumpyRoundTrip() throws {
+        let t = Tensor([1, 2, 3, 4, 5, 6], shape: [2, 3])
+        let url = temp("a.npy")
+        try NumpyFile.write(t, to: url)
+        let back = try NumpyFile.read(url)
+        XCTAssertEqual(back.shape, [2, 3])
+        XCTAssertEqual(back.values, t.values)
+        let data = try Data(contentsOf: url)
+        XCTAssertEqual((data.count - 6 * 4) % 64, 0, "header padded to 64 bytes")
+    }
+}
