@@ -25,13 +25,13 @@ let package = Package(
         .target(name: "GroveData", dependencies: ["GroveTensor", "GroveTokenizer"]),
         .target(name: "GroveTrain", dependencies: ["GroveModel", "GroveData"], swiftSettings: fastMath),
         .target(name: "GroveStore", dependencies: ["CSQLite"]),
-        .target(name: "GroveTasks", path: "Datasets", exclude: ["README.md", "arithmetic/README.md", "arithmetic/train.jsonl",
+        .target(name: "GroveTasks", dependencies: ["GroveTensor"], path: "Datasets", exclude: ["README.md", "arithmetic/README.md", "arithmetic/train.jsonl",
                                                              "arithmetic/eval.jsonl", "countdown/README.md",
                                                              "countdown/train.jsonl", "countdown/eval.jsonl"]),
         .executableTarget(
             name: "grove",
             dependencies: [
-                "GroveModel", "GroveTokenizer",
+                "GroveModel", "GroveTokenizer", "GroveTasks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]),

@@ -1,0 +1,29 @@
+import Foundation
+
+/// The answer checkers Grove knows, by the name a recipe gives them (`data.task`).
+/// Evaluation uses them for `eval/accuracy`; the GRPO stage reuses them as rewards.
+public enum TaskKind: String, CaseIterable {
+    /// Built-in arithmetic: the integer after `####` equals the row's `answer`.
+    case arithmetic
+    /// Built-in countdown: the expression after `####` uses the row's `numbers` once each and equals `target`.
+    case countdown
+    /// GSM8K-style: the number after the last `####` equals the number after `####` in the reference field.
+    case gsm8k
+
+    /// Judges a completion against the dataset row it answers. `referenceField` names the
+    /// row's field with the reference answer for `.gsm8k` (its `answer` by default).
+    public func isCorrect(_ completion: String, row: [String: Any], referenceField: String = "answer") -> Bool {
+        switch self {
+        case .arithmetic:
+            guard let answer = row["answer"] as? String else { return false }
+            return ArithmeticTask.isCorrect(completion: completion, answer: answer)
+        case .countdown:
+            guard let numbers = row["numbers"] as? [Int], let target = row["target"] as? Int else { return false }
+            return CountdownTask.isCorrect(completion: completion, numbers: numbers, target: target)
+        case .gsm8k:
+            guard let reference = row[referenceField] as? String else { return false }
+            let expected = finalInteger(reference) ?? Int(reference.trimmingCharacters(in: .whitespaces))
+            return expected != nil && finalInteger(completion) == expected
+        }
+    }
+}

@@ -1,0 +1,42 @@
+import Foundation
+
+/// One row of a built-in task's JSONL file.
+public struct TaskRow: Codable, Equatable {
+    public var id: String
+    public var prompt: String
+    public var completion: String
+    /// The reference final answer, as text (an integer for arithmetic, the target for countdown).
+    public var answer: String
+    /// Difficulty bucket, reported separately in evaluations.
+    public var level: String
+    /// Countdown only: the numbers to use and the value to reach.
+    public var numbers: [Int]?
+    public var target: Int?
+
+    /// Writes rows as JSON lines (keys sorted, so files are byte-for-byte reproducible).
+    public static func writeJSONL(_ rows: [TaskRow], to url: URL) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var data = Data()
+        for row in rows {
+            data.append(try encoder.encode(row))
+            data.append(0x0A)
+        }
+        try data.write(to: url, options: .atomic)
+    }
+}
+
+/// The final answer of a completion: the text after its last `####` (the GSM8K convention),
+/// trimmed; nil when there is none.
+public func finalAnswer(_ completion: String) -> String? {
+    guard let marker = completion.range(of: "####", options: .backwards) else { return nil }
+    let rest = completion[marker.upperBound...]
+    let line = rest.split(separator: "\n", omittingEmptySubsequences: false).first ?? ""
+    let trimmed = line.trimmingCharacters(in: .whitespaces)
+    return trimmed.isEmpty ? nil : trimmed
+}
+
+/// The final answer read as an integer (commas allowed, as in "1,234"); nil if it is not one.
+public func finalInteger(_ completion: String) -> Int? {
+    finalAnswer(completion).flatMap { Int($0.replacingOccurrences(of: ",", with: "")) }
+}

@@ -1,0 +1,113 @@
+import Foundation
+
+/// A run's lifecycle state, as stored in `runs.status`.
+public enum RunStatus: String {
+    case running, finished, failed, interrupted
+}
+
+/// One row of `runs`.
+public struct RunRecord {
+    public let id: Int64
+    public let name: String
+    public let seed: Int64
+    public let status: RunStatus
+    public let startedAt: String
+    public let endedAt: String?
+    public let error: String?
+}
+
+/// The run database (`output_dir/run.sqlite`): runs, stages and step metrics, schema
+/// versioned by named migrations. Writes of one step share one transaction, so a killed
+/// process loses at most the step in flight. Use one `RunStore` from one thread.
+///
+/// ```swift
+/// let store = try RunStore(path: URL(fileURLWithPath: "runs/quickstart/run.sqlite"))
+/// let run = try store.beginRun(name: "quickstart", recipePath: path, recipeText: text, seed: 0, groveVersion: "0.1.0")
+/// try store.log(run: run, stage: "0:sft", step: 1, metrics: [("train/loss", 2.3)], wallTime: 0.5)
+/// try store.finishRun(run, status: .finished)
+/// ```
+public final class RunStore {
+    public let database: SQLiteDatabase
+
+    public init(path: URL) throws {
+        database = try SQLiteDatabase(path: path.path)
+        try migrate()
+    }
+
+    /// Applies the migrations this database lacks; refuses a database from a newer Grove.
+    func migrate() throws {
+        try database.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+        let applied = Set(try database.query("SELECT name FROM schema_migrations").compactMap { $0.text(0) })
+        let known = Set(Migration.all.map(\.name))
+        if let unknown = applied.subtracting(known).sorted().first {
+            throw StoreError(path: database.path, sql: "", message: "written by a newer Grove (migration '\(unknown)' is unknown here); upgrade Grove to read it")
+        }
+        for m in Migration.all where !applied.contains(m.name) {
+            try database.transaction {
+                try database.execute(m.sql)
+                try database.run("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)", [.text(m.name), .text(RunStore.now())])
+            }
+        }
+        try database.execute("PRAGMA user_version = \(Migration.all.count)")
+    }
+
+    static func now() -> String { ISO8601DateFormatter().string(from: Date()) }
+
+    /// Records a new run and returns its id.
+    public func beginRun(name: String, recipePath: String?, recipeText: String?, seed: UInt64, groveVersion: String,
+                         resumedFrom: Int64? = nil) throws -> Int64 {
+        try database.run("""
+            INSERT INTO runs (name, recipe_path, recipe_text, seed, grove_version, started_at, status, resumed_from)
+            VALUES (?, ?, ?, ?, ?, ?, 'running', ?)
+            """, [.text(name), recipePath.map { .text($0) } ?? .null, recipeText.map { .text($0) } ?? .null,
+                  .int(Int64(bitPattern: seed)), .text(groveVersion), .text(RunStore.now()), resumedFrom.map { .int($0) } ?? .null])
+        return database.lastInsertID
+    }
+
+    /// Marks a run ended.
+    public func finishRun(_ run: Int64, status: RunStatus, error: String? = nil) throws {
+        try database.run("UPDATE runs SET ended_at = ?, status = ?, error = ? WHERE id = ?",
+                         [.text(RunStore.now()), .text(status.rawValue), error.map { .text($0) } ?? .null, .int(run)])
+    }
+
+    public func beginStage(run: Int64, index: Int, kind: String) throws {
+        try database.run("INSERT OR REPLACE INTO stages (run_id, stage_index, kind, started_at) VALUES (?, ?, ?, ?)",
+                         [.int(run), .int(Int64(index)), .text(kind), .text(RunStore.now())])
+    }
+
+    public func endStage(run: Int64, index: Int) throws {
+        try database.run("UPDATE stages SET ended_at = ? WHERE run_id = ? AND stage_index = ?",
+                         [.text(RunStore.now()), .int(run), .int(Int64(index))])
+    }
+
+    /// Writes one step's metrics in one transaction. A step logged again (a resumed run
+    /// repeating it) replaces its values. NaN and ±inf are stored as NULL (SQL has no NaN).
+    public func log(run: Int64, stage: String, step: Int, metrics: [(String, Double)], wallTime: Double) throws {
+        try database.transaction {
+            for (name, value) in metrics {
+                try database.run("INSERT OR REPLACE INTO metrics (run_id, stage, step, name, value, wall_time) VALUES (?, ?, ?, ?, ?, ?)",
+                                 [.int(run), .text(stage), .int(Int64(step)), .text(name), .double(value), .double(wallTime)])
+            }
+        }
+    }
+
+    /// Every run, oldest first.
+    public func runs() throws -> [RunRecord] {
+        try database.query("SELECT id, name, seed, status, started_at, ended_at, error FROM runs ORDER BY id").map {
+            RunRecord(id: $0.int(0) ?? 0, name: $0.text(1) ?? "", seed: $0.int(2) ?? 0,
+                      status: RunStatus(rawValue: $0.text(3) ?? "") ?? .failed, startedAt: $0.text(4) ?? "",
+                      endedAt: $0.text(5), error: $0.text(6))
+        }
+    }
+
+    /// A metric's (step, value) series for a run, in step order (NULL values as NaN).
+    public func metric(run: Int64, name: String) throws -> [(step: Int, value: Double)] {
+        try database.query("SELECT step, value FROM metrics WHERE run_id = ? AND name = ? ORDER BY step", [.int(run), .text(name)])
+            .map { (Int($0.int(0) ?? 0), $0.double(1) ?? .nan) }
+    }
+
+    /// The metric names a run logged.
+    public func metricNames(run: Int64) throws -> [String] {
+        try database.query("SELECT DISTINCT name FROM metrics WHERE run_id = ? ORDER BY name", [.int(run)]).compactMap { $0.text(0) }
+    }
+}

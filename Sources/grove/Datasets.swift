@@ -1,0 +1,48 @@
+import ArgumentParser
+import Foundation
+import GroveTasks
+
+/// `grove datasets generate TASK`: writes a built-in task's train and eval JSONL files.
+struct Datasets: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "datasets", abstract: "Generate the built-in task datasets.", subcommands: [Generate.self])
+
+    struct Generate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write TASK's train.jsonl and eval.jsonl (eval problems never occur in train).")
+
+        enum Task: String, ExpressibleByArgument, CaseIterable { case arithmetic, countdown }
+
+        @Argument(help: "arithmetic or countdown.")
+        var task: Task
+
+        @Option(help: "Output folder (default: Datasets/TASK).")
+        var out: String?
+
+        @Option(help: "Training rows.")
+        var trainSize = 12_000
+
+        @Option(help: "Held-out rows.")
+        var evalSize = 500
+
+        @Option(help: "Seed of the training rows (the held-out rows use seed + 1).")
+        var seed: UInt64 = 0
+
+        func run() throws {
+            let dir = URL(fileURLWithPath: out ?? "Datasets/\(task.rawValue)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            let train: [TaskRow], eval: [TaskRow]
+            switch task {
+            case .arithmetic:
+                train = ArithmeticTask.generate(count: trainSize, seed: seed)
+                eval = ArithmeticTask.generate(count: evalSize, seed: seed + 1, excluding: Set(train.map(\.prompt)))
+            case .countdown:
+                train = CountdownTask.generate(count: trainSize, seed: seed)
+                eval = CountdownTask.generate(count: evalSize, seed: seed + 1, excluding: Set(train.map(\.prompt)))
+            }
+            try TaskRow.writeJSONL(train, to: dir.appendingPathComponent("train.jsonl"))
+            try TaskRow.writeJSONL(eval, to: dir.appendingPathComponent("eval.jsonl"))
+            print("wrote \(train.count) training and \(eval.count) held-out rows to \(dir.path)")
+        }
+    }
+}

@@ -1,0 +1,76 @@
+import Foundation
+import XCTest
+@testable import GroveStore
+
+final class RunStoreTests: XCTestCase {
+    func path() -> URL {
+        FileManager.default.temporaryDirectory.appendingPathComponent("grove-store-\(UUID().uuidString)/run.sqlite")
+    }
+
+    func testMigrationsApplyOnceAndSetUserVersion() throws {
+        let url = path()
+        _ = try RunStore(path: url)
+        let store = try RunStore(path: url)  // reopening applies nothing twice
+        let names = try store.database.query("SELECT name FROM schema_migrations").compactMap { $0.text(0) }
+        XCTAssertEqual(names, Migration.all.map(\.name))
+        XCTAssertEqual(try store.database.query("PRAGMA user_version").first?.int(0), Int64(Migration.all.count))
+        XCTAssertEqual(try store.database.query("PRAGMA journal_mode").first?.text(0), "wal")
+    }
+
+    func testNewerDatabaseIsRefused() throws {
+        let url = path()
+        let store = try RunStore(path: url)
+        try store.database.run("INSERT INTO schema_migrations VALUES ('9999_future', 'x')")
+        XCTAssertThrowsError(try RunStore(path: url)) { XCTAssertTrue("\($0)".contains("9999_future") && "\($0)".contains(url.path), "\($0)") }
+    }
+
+    func testRunLifecycleAndMetrics() throws {
+        let store = try RunStore(path: path())
+        let run = try store.beginRun(name: "t", recipePath: "r.yaml", recipeText: "seed: 1", seed: 1, groveVersion: "0.1.0")
+        try store.beginStage(run: run, index: 0, kind: "sft")
+        try store.log(run: run, stage: "0:sft", step: 1, metrics: [("train/loss", 2.5), ("train/grad_norm", .nan)], wallTime: 0.1)
+        try store.log(run: run, stage: "0:sft", step: 2, metrics: [("train/loss", 2.0)], wallTime: 0.2)
+        try store.log(run: run, stage: "0:sft", step: 2, metrics: [("train/loss", 1.9)], wallTime: 0.3)  // resumed: replaces
+        try store.endStage(run: run, index: 0)
+        try store.finishRun(run, status: .finished)
+        let series = try store.metric(run: run, name: "train/loss")
+        XCTAssertEqual(series.map(\.step), [1, 2])
+        XCTAssertEqual(series.map(\.value), [2.5, 1.9])
+        XCTAssertTrue(try store.metric(run: run, name: "train/grad_norm")[0].value.isNaN)
+        XCTAssertEqual(try store.metricNames(run: run), ["train/grad_norm", "train/loss"])
+        XCTAssertEqual(try store.runs().map(\.status), [.finished])
+    }
+
+    func testTransactionRollsBackOnError() throws {
+        let store = try RunStore(path: path())
+        let run = try store.beginRun(name: "t", recipePath: nil, recipeText: nil, seed: 0, groveVersion: "0")
+        struct Boom: Error {}
+        XCTAssertThrowsError(try store.database.transaction {
+            try store.log(run: run, stage: "s", step: 1, metrics: [("a", 1)], wallTime: 0)
+            throw Boom()
+        })
+        XCTAssertTrue(try store.metric(run: run, name: "a").isEmpty)
+    }
+
+    func testCommittedStepsSurviveWithoutClose() throws {
+        let url = path()
+        var store: RunStore? = try RunStore(path: url)
+        let run = try store!.beginRun(name: "t", recipePath: nil, recipeText: nil, seed: 0, groveVersion: "0")
+        try store!.log(run: run, stage: "s", step: 1, metrics: [("a", 1)], wallTime: 0)
+        let reader = try RunStore(path: url)  // a second connection sees the committed step at once
+        XCTAssertEqual(try reader.metric(run: run, name: "a").map(\.value), [1])
+        store = nil
+    }
+
+    func testCorruptFileNamesThePath() throws {
+        let url = path()
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data(repeating: 0x41, count: 4096).write(to: url)
+        XCTAssertThrowsError(try RunStore(path: url)) { XCTAssertTrue("\($0)".contains(url.path), "\($0)") }
+    }
+
+    func testUnwritableLocationNamesThePath() {
+        let url = URL(fileURLWithPath: "/proc/grove-cannot-write-here/run.sqlite")
+        XCTAssertThrowsError(try RunStore(path: url)) { XCTAssertTrue("\($0)".contains(url.path), "\($0)") }
+    }
+}

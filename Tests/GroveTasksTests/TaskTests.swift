@@ -1,0 +1,89 @@
+import Foundation
+import XCTest
+@testable import GroveTasks
+
+final class ArithmeticTaskTests: XCTestCase {
+    func testDeterministicAndSeedDependent() {
+        XCTAssertEqual(ArithmeticTask.generate(count: 50, seed: 3), ArithmeticTask.generate(count: 50, seed: 3))
+        XCTAssertNotEqual(ArithmeticTask.generate(count: 50, seed: 3), ArithmeticTask.generate(count: 50, seed: 4))
+    }
+
+    /// Every generated solution passes its checker, and every step line is arithmetically true.
+    func testSolutionsAreCorrectStepByStep() throws {
+        for row in ArithmeticTask.generate(count: 3000, seed: 9) {
+            XCTAssertTrue(ArithmeticTask.isCorrect(completion: row.completion, answer: row.answer), row.completion)
+            for line in row.completion.split(separator: "\n") {
+                // "a+b+c=s …", "a-b-c=d …" (d is mod 10 after a borrow) or "a*b+c=s …"
+                guard let eq = line.firstIndex(of: "="), !line.hasPrefix("c"), !line.hasPrefix("="), !line.hasPrefix("#") else { continue }
+                let lhs = line[..<eq], rhs = Int(line[line.index(after: eq)...].split(separator: " ")[0])!
+                let n = lhs.split(whereSeparator: { "+-*".contains($0) }).map { Int($0)! }
+                if lhs.contains("*") { XCTAssertEqual(n[0] * n[1] + n[2], rhs, String(line)) }
+                else if lhs.contains("+") { XCTAssertEqual(n[0] + n[1] + n[2], rhs, String(line)) }
+                else if lhs.contains("-") { XCTAssertEqual((n[0] - n[1] - n[2] + 10) % 10, rhs, String(line)) }
+            }
+            let prompt = row.prompt.dropLast()
+            let op = prompt.first { "+-*".contains($0) }!
+            let parts = prompt.split(separator: op).map { Int($0)! }
+            XCTAssertEqual(Int(row.answer), op == "+" ? parts[0] + parts[1] : op == "-" ? parts[0] - parts[1] : parts[0] * parts[1])
+        }
+    }
+
+    func testCheckerRejectsWrongAndMissingAnswers() {
+        XCTAssertTrue(ArithmeticTask.isCorrect(completion: "steps\n#### 632", answer: "632"))
+        XCTAssertTrue(ArithmeticTask.isCorrect(completion: "#### -17 ", answer: "-17"))
+        XCTAssertFalse(ArithmeticTask.isCorrect(completion: "#### 633", answer: "632"))
+        XCTAssertFalse(ArithmeticTask.isCorrect(completion: "632", answer: "632"))
+        XCTAssertFalse(ArithmeticTask.isCorrect(completion: "#### 632abc", answer: "632"))
+        XCTAssertFalse(ArithmeticTask.isCorrect(completion: "#### 1\n#### ", answer: "1"))
+    }
+
+    func testCommittedEvalNeverInTrain() throws {
+        var root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: root.appendingPathComponent("Package.swift").path) { root.deleteLastPathComponent() }
+        for task in ["arithmetic", "countdown"] {
+            func prompts(_ f: String) throws -> Set<String> {
+                let text = try String(contentsOf: root.appendingPathComponent("Datasets/\(task)/\(f)"), encoding: .utf8)
+                return Set(try text.split(separator: "\n").map { try JSONDecoder().decode(TaskRow.self, from: Data($0.utf8)).prompt })
+            }
+            let train = try prompts("train.jsonl"), eval = try prompts("eval.jsonl")
+            XCTAssertEqual(eval.count, 500)
+            XCTAssertTrue(train.isDisjoint(with: eval), task)
+        }
+    }
+}
+
+final class CountdownTaskTests: XCTestCase {
+    func testGeneratedSolutionsPass() {
+        let rows = CountdownTask.generate(count: 2000, seed: 5)
+        XCTAssertEqual(rows, CountdownTask.generate(count: 2000, seed: 5))
+        for row in rows {
+            XCTAssertTrue(CountdownTask.isCorrect(completion: row.completion, numbers: row.numbers!, target: row.target!), row.completion)
+        }
+    }
+
+    func testAnyValidEquationCountsAndInvalidOnesDoNot() {
+        let numbers = [19, 36, 55, 7], target = 65
+        func check(_ s: String) -> Bool { CountdownTask.isCorrect(completion: "#### " + s, numbers: numbers, target: target) }
+        XCTAssertTrue(check("55+36-19-7"))
+        XCTAssertTrue(check("(55 - 19) + 36 - 7"))
+        XCTAssertTrue(check("7+55+36-19-(19-19)") == false, "19 used three times")
+        XCTAssertFalse(check("55+36-19"), "7 missing")
+        XCTAssertFalse(check("55+36-19-7-1+1"), "numbers not given")
+        XCTAssertFalse(check("55+36-19+7"), "wrong value")
+        XCTAssertFalse(check("55/(7-7)+36-19"), "division by zero")
+        XCTAssertFalse(check("55+36-19-7)"), "unbalanced")
+        XCTAssertTrue(CountdownTask.isCorrect(completion: "#### 12/8*6", numbers: [12, 8, 6], target: 9), "exact fractions")
+        XCTAssertFalse(CountdownTask.isCorrect(completion: "no answer", numbers: [1], target: 1))
+    }
+
+    func testRandomGarbageNeverCrashes() {
+        var x: UInt64 = 1
+        let alphabet = Array("0123456789+-*/()x÷× ####\n")
+        for _ in 0..<5000 {
+            var s = ""
+            for _ in 0..<(x % 30) { x = x &* 6364136223846793005 &+ 1; s.append(alphabet[Int((x >> 33) % UInt64(alphabet.count))]) }
+            _ = CountdownTask.isCorrect(completion: s, numbers: [1, 2, 3], target: 6)
+        }
+        XCTAssertFalse(CountdownTask.isCorrect(completion: "#### 99999999999999999999*9", numbers: [9], target: 9))
+    }
+}
