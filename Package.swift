@@ -31,7 +31,7 @@ let package = Package(
         .executableTarget(
             name: "grove",
             dependencies: [
-                "GroveModel", "GroveTokenizer", "GroveTasks",
+                "GroveModel", "GroveTokenizer", "GroveTasks", "GroveTrain", "GroveStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]),
@@ -40,6 +40,8 @@ let package = Package(
         .testTarget(name: "GroveModelTests", dependencies: ["GroveModel", "GroveTokenizer"]),
         .testTarget(name: "GroveStoreTests", dependencies: ["GroveStore"]),
         .testTarget(name: "GroveTasksTests", dependencies: ["GroveTasks"]),
+        .testTarget(name: "GroveTrainTests", dependencies: ["GroveTrain"]),
+        .testTarget(name: "GroveCLITests", dependencies: ["grove"]),
     ],
     swiftLanguageModes: [.v5]
 )

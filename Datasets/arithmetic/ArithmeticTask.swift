@@ -8,7 +8,7 @@ import GroveTensor
 ///
 ///     347+285=            7+5+0=12 c1 2
 ///                         4+8+1=13 c1 32
-///                         3+2+1=6 c0 632
+///                         3+2+1=06 c0 632
 ///                         #### 632
 public enum ArithmeticTask {
     /// A kind of problem.
@@ -93,6 +93,11 @@ public enum ArithmeticTask {
                 answer: "\(answer)", level: level.name)
     }
 
+    /// Column results are always written with two digits ("08"), so every step line of a
+    /// problem has the same length and each operand digit sits at a fixed distance behind it:
+    /// a small model then finds the digits it needs by position instead of by counting.
+    static func twoDigits(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
+
     static func digits(_ n: Int) -> [Int] { String(n).compactMap(\.wholeNumberValue).reversed() }
 
     /// Column i: a_i + b_i + carry = s, write s mod 10, carry s / 10.
@@ -102,7 +107,7 @@ public enum ArithmeticTask {
         for i in 0..<max(x.count, y.count) {
             let p = i < x.count ? x[i] : 0, q = i < y.count ? y[i] : 0, s = p + q + carry
             written = "\(s % 10)" + written
-            lines.append("\(p)+\(q)+\(carry)=\(s) c\(s / 10) \(written)")
+            lines.append("\(p)+\(q)+\(carry)=\(twoDigits(s)) c\(s / 10) \(written)")
             carry = s / 10
         }
         if carry > 0 { written = "\(carry)" + written; lines.append("c\(carry) \(written)") }
@@ -135,7 +140,7 @@ public enum ArithmeticTask {
         for i in 0..<x.count {
             let s = x[i] * m + carry
             written = "\(s % 10)" + written
-            lines.append("\(x[i])*\(m)+\(carry)=\(s) c\(s / 10) \(written)")
+            lines.append("\(x[i])*\(m)+\(carry)=\(twoDigits(s)) c\(s / 10) \(written)")
             carry = s / 10
         }
         if carry > 0 { written = "\(carry)" + written; lines.append("c\(carry) \(written)") }

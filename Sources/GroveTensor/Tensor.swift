@@ -152,10 +152,12 @@ public final class Tensor {
 
     // MARK: Autograd
 
-    /// Records how to propagate this (freshly computed) tensor's gradient to `inputs`.
-    /// Does nothing when gradients are disabled or no input requires them.
+    /// Records how to propagate this (freshly computed) tensor's gradient to `inputs`: the way
+    /// to add an op outside this module (the GRPO loss does). `fn` receives this tensor and must
+    /// accumulate (`+=`) into its inputs' `grad`. Does nothing when gradients are disabled or no
+    /// input requires them.
     @inline(__always)
-    func record(_ inputs: [Tensor], _ fn: @escaping (Tensor) -> Void) {
+    public func record(_ inputs: [Tensor], _ fn: @escaping (Tensor) -> Void) {
         guard GradMode.isEnabled, inputs.contains(where: { $0.requiresGrad }) else { return }
         requiresGrad = true
         parents = inputs

@@ -79,13 +79,12 @@ public final class SFTTrainer {
             let started = DispatchTime.now().uptimeNanoseconds
             let examples = try data.next(config.batchSize)
             let targetTotal = examples.reduce(0) { $0 + max($1.tokens.count - max($1.promptLength, 1), 0) }
+            let tokenCount = examples.reduce(0) { $0 + $1.tokens.count }  // real tokens, padding not counted
             var lossSum: Double = 0
-            var tokenCount = 0
             for p in params { p.zeroGrad() }
             for start in stride(from: 0, to: examples.count, by: config.microBatchSize) {
                 let micro = SFTBatch(Array(examples[start..<min(start + config.microBatchSize, examples.count)]),
                                      padToken: data.padToken)
-                tokenCount += micro.tokens.count
                 let logits = model.forward(tokens: micro.tokens, batch: micro.batch)
                 // Σ over this micro-batch's targets of −log p, divided by the whole batch's count.
                 let nll = scale(sum(tokenLogProbs(logits, targets: micro.targets)), -1 / Float(max(targetTotal, 1)))
@@ -103,7 +102,8 @@ public final class SFTTrainer {
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
             onEvent(.step(step: step, of: config.steps, metrics: [
                 ("train/loss", lossSum), ("train/learning_rate", Double(lr)), ("train/grad_norm", Double(gradNorm)),
-                ("train/tokens_per_second", Double(tokenCount) / seconds), ("train/epoch", data.epochProgress),
+                ("train/tokens_per_second", Double(tokenCount) / seconds), ("train/step_time", seconds),
+                ("train/epoch", data.epochProgress),
             ]))
             if config.evalEvery > 0, step % config.evalEvery == 0 || step == config.steps, let evaluate {
                 let metrics = try evaluate(model, step)

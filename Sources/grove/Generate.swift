@@ -13,8 +13,8 @@ struct Generate: ParsableCommand {
     @Option(help: "Tokenizer folder (defaults to the model folder).")
     var tokenizer: String?
 
-    @Option(help: "The prompt text.")
-    var prompt: String
+    @Option(help: "The prompt text; repeat the option to sample several prompts in one batch.")
+    var prompt: [String]
 
     @Flag(help: "Wrap the prompt as a user message with the tokenizer's chat template.")
     var chat = false
@@ -31,11 +31,18 @@ struct Generate: ParsableCommand {
     func run() throws {
         let transformer = try Transformer.load(from: URL(fileURLWithPath: model))
         let tok = try Tokenizer(directory: URL(fileURLWithPath: tokenizer ?? model))
-        let text = chat ? tok.applyChatTemplate([ChatMessage(role: "user", content: prompt)], addGenerationPrompt: true) : prompt
-        let ids = tok.encode(text).map(Int32.init)
-        guard !ids.isEmpty else { throw ValidationError("the prompt encodes to no tokens") }
+        let prompts = try prompt.map { p -> [Int32] in
+            let text = chat ? tok.applyChatTemplate([ChatMessage(role: "user", content: p)], addGenerationPrompt: true) : p
+            let ids = tok.encode(text).map(Int32.init)
+            guard !ids.isEmpty else { throw ValidationError("the prompt '\(p)' encodes to no tokens") }
+            try transformer.checkTokens(ids)
+            return ids
+        }
         let stops = Set([tok.eosTokenId].compactMap { $0 }.map(Int32.init))
-        let out = transformer.generate(prompts: [ids], maxNewTokens: maxTokens, temperature: temperature, seed: seed, stopTokens: stops)[0]
-        print(tok.decode(out.map(Int.init), skipSpecialTokens: true))
+        let outputs = transformer.generate(prompts: prompts, maxNewTokens: maxTokens, temperature: temperature, seed: seed, stopTokens: stops)
+        for (i, out) in outputs.enumerated() {
+            if outputs.count > 1 { print("== \(prompt[i])") }
+            print(tok.decode(out.map(Int.init), skipSpecialTokens: true))
+        }
     }
 }

@@ -1,0 +1,67 @@
+import Foundation
+import GroveModel
+import GroveTensor
+import GroveTokenizer
+
+/// Where a run stands: which stage, how many of its steps are done, where its data stream is.
+public struct TrainerState: Codable, Equatable {
+    public var stageIndex: Int
+    public var step: Int
+    public var dataPosition: TrainingStream.Position
+    public var seed: UInt64
+    /// Id of the run (in run.sqlite) that wrote this checkpoint.
+    public var runID: Int64
+
+    public init(stageIndex: Int, step: Int, dataPosition: TrainingStream.Position, seed: UInt64, runID: Int64) {
+        self.stageIndex = stageIndex; self.step = step; self.dataPosition = dataPosition; self.seed = seed; self.runID = runID
+    }
+}
+
+/// A checkpoint folder: the model in Hugging Face layout (config.json, model.safetensors,
+/// tokenizer files), `optimizer.safetensors` (AdamW moments) and `trainer_state.json`.
+///
+/// Folders are written under a temporary name and renamed into place when complete, so the
+/// latest checkpoint is never half-written, whenever the process dies.
+public enum TrainingCheckpoint {
+    static let prefix = "checkpoint-"
+
+    /// Folder name: stage and step, zero-padded so names sort in training order.
+    public static func name(stage: Int, step: Int) -> String { prefix + String(format: "s%02d-%07d", stage, step) }
+
+    public static func save(model: Transformer, tokenizer: Tokenizer, optimizer: AdamW, state: TrainerState, under root: URL) throws -> URL {
+        let final = root.appendingPathComponent(name(stage: state.stageIndex, step: state.step))
+        let temp = root.appendingPathComponent(".tmp-" + final.lastPathComponent)
+        let fm = FileManager.default
+        try? fm.removeItem(at: temp)
+        try fm.createDirectory(at: temp, withIntermediateDirectories: true)
+        try model.save(to: temp)
+        try tokenizer.save(to: temp)
+        try SafetensorsFile.write(optimizer.state(), to: temp.appendingPathComponent("optimizer.safetensors"))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(state).write(to: temp.appendingPathComponent("trainer_state.json"))
+        try? fm.removeItem(at: final)
+        try fm.moveItem(at: temp, to: final)
+        return final
+    }
+
+    /// The newest complete checkpoint under `root`, if any.
+    public static func latest(under root: URL) -> URL? {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
+        return names.filter { $0.hasPrefix(prefix) }.sorted().last.map { root.appendingPathComponent($0) }
+    }
+
+    /// Reads a checkpoint's trainer state and optimizer moments (the model loads with `Transformer.load`).
+    public static func loadState(from dir: URL) throws -> (state: TrainerState, optimizer: [String: Tensor]) {
+        let stateFile = dir.appendingPathComponent("trainer_state.json")
+        guard let data = FileManager.default.contents(atPath: stateFile.path) else {
+            throw ModelError.missingFile(path: stateFile.path, hint: "a checkpoint folder holds trainer_state.json")
+        }
+        let state: TrainerState
+        do { state = try JSONDecoder().decode(TrainerState.self, from: data) } catch {
+            throw ModelError.badConfig(file: stateFile.path, key: "", problem: "not a trainer state: \(error)")
+        }
+        let optimizer = Dictionary(uniqueKeysWithValues: try SafetensorsFile.read(dir.appendingPathComponent("optimizer.safetensors")))
+        return (state, optimizer)
+    }
+}

@@ -1,0 +1,198 @@
+import Foundation
+import GroveData
+import GroveModel
+import GroveStore
+import GroveTasks
+import GroveTensor
+import GroveTokenizer
+import GroveTrain
+
+/// Wires a recipe to the trainers: builds or loads the model, reads the data, runs each
+/// stage, sends trainer events to the progress bar and run.sqlite, checkpoints, reports.
+final class RecipeRunner {
+    let recipe: Recipe
+    let resume: Bool
+    let progress = Progress()
+    let checkpoints: URL
+
+    init(recipe: Recipe, resume: Bool) {
+        self.recipe = recipe
+        self.resume = resume
+        checkpoints = recipe.outputDir.appendingPathComponent("checkpoints")
+    }
+
+    func run() throws {
+        let fm = FileManager.default
+        try fm.createDirectory(at: recipe.outputDir, withIntermediateDirectories: true)
+        let latest = TrainingCheckpoint.latest(under: checkpoints)
+        if latest != nil && !resume {
+            throw RunError("\(recipe.outputDir.path) already holds checkpoints of an earlier run: pass --resume to continue it, or remove the folder (or change output_dir) to start over")
+        }
+        let restored = try latest.map { try TrainingCheckpoint.loadState(from: $0) }
+        let store = try RunStore(path: recipe.outputDir.appendingPathComponent("run.sqlite"))
+        let runID = try store.beginRun(name: recipe.name, recipePath: recipe.file, recipeText: recipe.text, seed: recipe.seed,
+                                       groveVersion: GroveVersion.string, resumedFrom: restored?.state.runID)
+        do {
+            try execute(store: store, runID: runID, from: latest, restored: restored)
+            try store.finishRun(runID, status: .finished)
+        } catch {
+            try? store.finishRun(runID, status: .failed, error: "\(error)")
+            throw error
+        }
+    }
+
+    func execute(store: RunStore, runID: Int64, from checkpoint: URL?, restored: (state: TrainerState, optimizer: [String: Tensor])?) throws {
+        let blas = BLAS.shared
+        progress.note("Grove \(GroveVersion.string) · \(recipe.name) · seed \(recipe.seed) · BLAS \(blas.coreName), \(blas.threads) threads")
+        let trainFile = try JSONLFile(url: recipe.data.train)
+        let (model, tokenizer) = try buildModel(from: checkpoint, trainFile: trainFile)
+        progress.note("model: \(model.config.modelType.rawValue), \(model.parameterCount.formatted()) parameters, vocabulary \(tokenizer.vocabSize)")
+        let (trainRows, evaluator) = try prepareData(trainFile: trainFile, tokenizer: tokenizer)
+        progress.note("data: \(trainRows.count) training rows, \(evaluator.examples.count) held-out")
+
+        var before: [String: Double]?
+        if restored == nil {
+            before = evaluator.evaluate(model).metrics
+            try store.log(run: runID, stage: "0:\(recipe.stages[0].kind)", step: 0, metrics: before!.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
+                          wallTime: progress.elapsed)
+            progress.note("before training: " + RecipeRunner.summary(before!))
+        }
+        var after = before ?? [:]
+        var trainSeconds = 0.0, trainTokens = 0.0
+        let firstStage = restored?.state.stageIndex ?? 0
+        for (index, stage) in recipe.stages.enumerated() where index >= firstStage {
+            try store.beginStage(run: runID, index: index, kind: stage.kind)
+            let label = "\(index):\(stage.kind)"
+            switch stage {
+            case .sft(let config):
+                let stream = TrainingStream(file: trainFile, rows: trainRows, format: recipe.data.format, tokenizer: tokenizer,
+                                            maxLength: config.maxLength, seed: recipe.seed &+ UInt64(index))
+                let trainer = SFTTrainer(model: model, data: stream, config: config)
+                if let r = restored, r.state.stageIndex == index {
+                    try trainer.restore(step: r.state.step, optimizerState: r.optimizer, dataPosition: r.state.dataPosition)
+                    progress.note("resumed \(label) at step \(r.state.step) from \(checkpoint!.lastPathComponent)")
+                }
+                trainer.evaluate = { model, _ in evaluator.evaluate(model).metrics }
+                trainer.checkpoint = { [self] t in
+                    let state = TrainerState(stageIndex: index, step: t.step, dataPosition: t.data.position, seed: recipe.seed, runID: runID)
+                    let dir = try TrainingCheckpoint.save(model: model, tokenizer: tokenizer, optimizer: t.optimizer, state: state, under: checkpoints)
+                    progress.note("checkpoint: \(dir.path)")
+                }
+                let stageStart = progress.elapsed, firstStep = trainer.step
+                try trainer.train { event in
+                    switch event {
+                    case .step(let step, let total, let metrics):
+                        try? store.log(run: runID, stage: label, step: step, metrics: metrics, wallTime: progress.elapsed)
+                        let m = Dictionary(metrics, uniquingKeysWith: { a, _ in a })
+                        trainTokens += (m["train/tokens_per_second"] ?? 0) * (m["train/step_time"] ?? 0)
+                        progress.step(stage: stage.kind, step: step, of: total, stageStart: stageStart, firstStep: firstStep, fields: [
+                            String(format: "loss %.4f", m["train/loss"] ?? .nan),
+                            String(format: "lr %.2e", m["train/learning_rate"] ?? 0),
+                            String(format: "%.0f tok/s", m["train/tokens_per_second"] ?? 0),
+                        ])
+                    case .evaluation(let step, let metrics):
+                        try? store.log(run: runID, stage: label, step: step, metrics: metrics, wallTime: progress.elapsed)
+                        after = Dictionary(metrics, uniquingKeysWith: { a, _ in a })
+                        progress.note("[\(stage.kind)] step \(step): " + RecipeRunner.summary(after))
+                    case .checkpoint, .warning:
+                        break
+                    }
+                }
+                trainSeconds += progress.elapsed - stageStart
+                if config.evalEvery == 0 {
+                    after = evaluator.evaluate(model).metrics
+                    try store.log(run: runID, stage: label, step: trainer.step, metrics: after.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
+                                  wallTime: progress.elapsed)
+                }
+            }
+            try store.endStage(run: runID, index: index)
+        }
+        let final = recipe.outputDir.appendingPathComponent("final")
+        try model.save(to: final)
+        try tokenizer.save(to: final)
+        report(before: before, after: after, trainSeconds: trainSeconds, trainTokens: trainTokens, final: final)
+    }
+
+    /// The model and tokenizer: from the checkpoint being resumed, a Hugging Face folder, or made new.
+    func buildModel(from checkpoint: URL?, trainFile: JSONLFile) throws -> (Transformer, Tokenizer) {
+        if let checkpoint { return (try Transformer.load(from: checkpoint), try Tokenizer(directory: checkpoint)) }
+        switch recipe.model {
+        case .pretrained(let dir):
+            return (try Transformer.load(from: dir), try Tokenizer(directory: dir))
+        case .scratch(var config, let source):
+            let tokenizer: Tokenizer
+            switch source {
+            case .load(let dir): tokenizer = try Tokenizer(directory: dir)
+            case .train(let vocabSize):
+                // The training texts of up to 5,000 rows are plenty for a task vocabulary.
+                let blank = try Tokenizer.train(corpus: [], vocabSize: 256 + 3, specialTokens: RecipeRunner.specialTokens)
+                var corpus: [String] = []
+                for i in 0..<min(trainFile.count, 5000) {
+                    let ex = try trainFile.example(i, format: recipe.data.format, tokenizer: blank)
+                    corpus.append(ex.prompt + ex.completion)
+                }
+                tokenizer = try Tokenizer.train(corpus: corpus, vocabSize: vocabSize, specialTokens: RecipeRunner.specialTokens)
+            }
+            config.vocabSize = tokenizer.vocabSize
+            config.eosTokenIds = tokenizer.eosTokenId.map { [$0] } ?? []
+            config.padTokenId = tokenizer.padTokenId
+            return (Transformer(config: config, seed: recipe.seed), tokenizer)
+        }
+    }
+
+    static let specialTokens = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+    /// Training rows and the held-out evaluator (a separate file, or a seeded split).
+    func prepareData(trainFile: JSONLFile, tokenizer: Tokenizer) throws -> ([Int], Evaluator) {
+        var trainRows = Array(0..<trainFile.count)
+        let evalFile: JSONLFile, evalRows: [Int]
+        if let url = recipe.data.eval {
+            evalFile = try JSONLFile(url: url)
+            evalRows = Array(0..<min(evalFile.count, recipe.eval.samples))
+        } else {
+            let split = DatasetSplit.trainEval(trainFile.count, evalSize: recipe.data.evalSize, seed: recipe.seed)
+            trainRows = split.train
+            evalFile = trainFile
+            evalRows = Array(split.eval.prefix(recipe.eval.samples))
+        }
+        let examples = try evalRows.map { try evalFile.example($0, format: recipe.data.format, tokenizer: tokenizer) }
+        let task = recipe.data.task
+        let maxLength = recipe.stages.map { stage -> Int in
+            switch stage { case .sft(let c): return c.maxLength }
+        }.max() ?? 256
+        let evaluator = Evaluator(examples: examples, tokenizer: tokenizer, maxNewTokens: recipe.eval.maxNewTokens, maxLength: maxLength,
+                                  isCorrect: task.map { t in { completion, ex in t.isCorrect(completion, row: ex.row) } })
+        return (trainRows, evaluator)
+    }
+
+    static func summary(_ m: [String: Double]) -> String {
+        var parts: [String] = []
+        if let a = m["eval/accuracy"] { parts.append(String(format: "accuracy %.1f%%", 100 * a)) }
+        if let l = m["eval/loss"] { parts.append(String(format: "held-out loss %.4f", l)) }
+        return parts.joined(separator: ", ")
+    }
+
+    func report(before: [String: Double]?, after: [String: Double], trainSeconds: Double, trainTokens: Double, final: URL) {
+        var lines = ["", "== \(recipe.name): report =="]
+        if let b = before?["eval/accuracy"], let a = after["eval/accuracy"] {
+            lines.append(String(format: "held-out accuracy: %.1f%% → %.1f%% (%d problems)", 100 * b, 100 * a, recipe.eval.samples))
+        } else if let a = after["eval/accuracy"] {
+            lines.append(String(format: "held-out accuracy: %.1f%%", 100 * a))
+        }
+        for (k, v) in after.sorted(by: { $0.key < $1.key }) where k.hasPrefix("eval/accuracy/") {
+            lines.append(String(format: "  %@: %.1f%%", String(k.dropFirst("eval/accuracy/".count)), 100 * v))
+        }
+        if let l = after["eval/loss"] { lines.append(String(format: "held-out loss: %.4f", l)) }
+        lines.append(String(format: "training time: %@ (%.0f tokens/s); whole run %@", Progress.clock(trainSeconds),
+                            trainTokens / max(trainSeconds, 1e-9), Progress.clock(progress.elapsed)))
+        lines.append("model: \(final.path)")
+        lines.append("metrics: \(recipe.outputDir.appendingPathComponent("run.sqlite").path)")
+        progress.note(lines.joined(separator: "\n"))
+    }
+}
+
+/// A run that cannot start or go on, with the reason.
+struct RunError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,69 @@
+import Foundation
+import XCTest
+@testable import grove
+
+/// Every recipe in Recipes/ parses; malformed recipes fail with the file, line and key path.
+final class RecipeTests: XCTestCase {
+    static let root: URL = {
+        var url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { url.deleteLastPathComponent() }
+        return url
+    }()
+
+    override func setUp() {
+        FileManager.default.changeCurrentDirectoryPath(Self.root.path)  // recipes name paths from the repository root
+    }
+
+    func testEveryRecipeInRecipesParses() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: "Recipes").filter { $0.hasSuffix(".yaml") }
+        XCTAssertFalse(files.isEmpty)
+        for f in files { XCTAssertNoThrow(try Recipe.load(path: "Recipes/\(f)"), f) }
+    }
+
+    func testQuickstartValues() throws {
+        let r = try Recipe.load(path: "Recipes/quickstart.yaml")
+        guard case .sft(let sft) = r.stages[0], case .scratch(let config, _) = r.model else { return XCTFail("unexpected recipe shape") }
+        XCTAssertEqual(config.modelType, .qwen2)
+        XCTAssertGreaterThan(sft.steps, 0)
+        XCTAssertEqual(r.data.task, .arithmetic)
+    }
+
+    func testOverrides() throws {
+        let r = try Recipe.load(path: "Recipes/quickstart.yaml", overrides: ["stages.0.sft.lr=3e-4", "seed=7", "stages.0.sft.steps=5"])
+        guard case .sft(let sft) = r.stages[0] else { return XCTFail() }
+        XCTAssertEqual(sft.learningRate, 3e-4)
+        XCTAssertEqual(sft.steps, 5)
+        XCTAssertEqual(r.seed, 7)
+        XCTAssertThrowsError(try Recipe.load(path: "Recipes/quickstart.yaml", overrides: ["stages.3.sft.lr=1"])) {
+            XCTAssertTrue("\($0)".contains("stages.3.sft.lr"), "\($0)")
+        }
+    }
+
+    /// The messages of malformed recipes, each naming file, line and key.
+    func testMalformedRecipesGiveLocatedErrors() throws {
+        let quickstart = try String(contentsOfFile: "Recipes/quickstart.yaml", encoding: .utf8)
+        func error(_ replace: String, _ with: String) -> String {
+            precondition(quickstart.contains(replace), replace)
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID().uuidString).yaml").path
+            try? quickstart.replacingOccurrences(of: replace, with: with).write(toFile: path, atomically: true, encoding: .utf8)
+            do { _ = try Recipe.load(path: path); return "no error" } catch {
+                return "\(error)".replacingOccurrences(of: path, with: "bad.yaml")
+            }
+        }
+        func line(_ needle: String) -> Int { quickstart.components(separatedBy: "\n").firstIndex { $0.contains(needle) }! + 1 }
+
+        XCTAssertEqual(error("      lr: 3.0e-3", "      lrate: 3.0e-3"),
+                       "bad.yaml:\(line("lr: 3.0e-3")): stages.0.sft.lrate: unknown key (did you mean 'lr'?); valid keys: steps, batch_size, micro_batch_size, lr, schedule, warmup_steps, min_lr_ratio, step_size, gamma, weight_decay, beta1, beta2, max_grad_norm, max_length, eval_every, checkpoint_every")
+        XCTAssertEqual(error("      batch_size: 32", "      batch_size: many"),
+                       "bad.yaml:\(line("batch_size: 32")): stages.0.sft.batch_size: expected a whole number, found 'many'")
+        XCTAssertEqual(error("      batch_size: 32", "      batch_size: 0"),
+                       "bad.yaml:\(line("batch_size: 32")): stages.0.sft.batch_size: must be at least 1, found 0")
+        XCTAssertTrue(error("  train: Datasets/arithmetic/train.jsonl", "  train: Datasets/nope.jsonl")
+                        .hasPrefix("bad.yaml:\(line("train: Datasets/arithmetic/train.jsonl")): data.train: 'Datasets/nope.jsonl' does not exist"))
+        XCTAssertTrue(error("  task: arithmetic", "  task: arithmatic").contains("data.task: unknown value 'arithmatic' (did you mean 'arithmetic'?)"))
+        XCTAssertTrue(error("  - sft:", "  - stf:").contains("stages.0.stf: unknown stage kind (did you mean 'sft'?)"))
+        XCTAssertTrue(error("    num_attention_heads: 4", "    num_attention_heads: 3").contains("model.init"))
+        XCTAssertTrue(error("seed: 0", "seed: [0").hasPrefix("bad.yaml:"), "YAML syntax errors are located")
+        XCTAssertTrue(error("output_dir: runs/quickstart", "outputdir: runs/quickstart").contains("(did you mean 'output_dir'?)"))
+    }
+}

@@ -1,0 +1,137 @@
+import Foundation
+import XCTest
+@testable import GroveData
+@testable import GroveModel
+@testable import GroveTensor
+@testable import GroveTokenizer
+@testable import GroveTrain
+
+/// Data readers, completion-only masking, micro-batching and resumable training on a tiny model.
+final class SFTTests: XCTestCase {
+    static let specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+    func temp(_ name: String) -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("grove-sft-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir.appendingPathComponent(name)
+    }
+
+    /// A JSONL file of `n` tiny addition problems.
+    func additionFile(_ n: Int) throws -> URL {
+        let url = temp("train.jsonl")
+        let lines = (0..<n).map { i in "{\"prompt\": \"\(i % 10)+\(i / 10 % 10)=\", \"completion\": \"\(i % 10 + i / 10 % 10)\", \"id\": \"r\(i)\"}" }
+        try (lines.joined(separator: "\n") + "\n\n").write(to: url, atomically: true, encoding: .utf8)
+        return url
+    }
+
+    func tokenizer() throws -> Tokenizer { try Tokenizer.train(corpus: ["0123456789+="], vocabSize: 262, specialTokens: Self.specials) }
+
+    func testJSONLIndexesLinesAndReportsBadOnes() throws {
+        let url = temp("d.jsonl")
+        try "{\"a\": \"x\"}\n\n   \n{\"a\": \"y\"}\nnot json\n[1]\n".write(to: url, atomically: true, encoding: .utf8)
+        let file = try JSONLFile(url: url)
+        XCTAssertEqual(file.count, 4)
+        XCTAssertEqual(try file.row(1)["a"] as? String, "y")
+        XCTAssertEqual(file.lineNumber(of: 1), 4)
+        XCTAssertThrowsError(try file.row(2)) { XCTAssertTrue("\($0)".contains("\(url.path):5"), "\($0)") }
+        XCTAssertThrowsError(try file.row(3)) { XCTAssertTrue("\($0)".contains(":6"), "\($0)") }
+        XCTAssertThrowsError(try JSONLFile(url: temp("missing.jsonl"))) { XCTAssertTrue("\($0)".contains("no such file"), "\($0)") }
+    }
+
+    func testFieldMappingOnGSM8K() throws {
+        var root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: root.appendingPathComponent("Package.swift").path) { root.deleteLastPathComponent() }
+        let file = try JSONLFile(url: root.deletingLastPathComponent().appendingPathComponent("shared/datasets/gsm8k/test.jsonl"))
+        let ex = try file.example(0, format: .fields(prompt: "question", completion: "answer"), tokenizer: try tokenizer())
+        XCTAssertFalse(ex.prompt.isEmpty)
+        XCTAssertTrue(ex.completion.contains("####"))
+        XCTAssertThrowsError(try file.example(0, format: .promptCompletion, tokenizer: try tokenizer())) { error in
+            XCTAssertTrue("\(error)".contains("no field 'prompt'") && "\(error)".contains("question"), "\(error)")
+        }
+    }
+
+    func testMessagesRenderWithTheChatTemplate() throws {
+        let url = temp("chat.jsonl")
+        try #"{"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]}"#.write(to: url, atomically: true, encoding: .utf8)
+        let ex = try JSONLFile(url: url).example(0, format: .messages(field: "messages"), tokenizer: try tokenizer())
+        XCTAssertEqual(ex.prompt, "<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n")
+        XCTAssertEqual(ex.completion, "4<|im_end|>\n")
+    }
+
+    func testCompletionOnlyTargets() {
+        // prompt [5, 6, 7], completion [8, 9]: only the positions predicting 8 and 9 have targets.
+        let a = TokenizedExample(tokens: [5, 6, 7, 8, 9], promptLength: 3)
+        let b = TokenizedExample(tokens: [1, 2, 3], promptLength: 1)
+        let batch = SFTBatch([a, b], padToken: 0)
+        XCTAssertEqual(batch.length, 5)
+        XCTAssertEqual(batch.tokens, [5, 6, 7, 8, 9, 1, 2, 3, 0, 0])
+        XCTAssertEqual(batch.targets, [-100, -100, 8, 9, -100, 2, 3, -100, -100, -100])
+        XCTAssertEqual(batch.targetCount, 4)
+    }
+
+    func testEOSAppendedAndTruncation() throws {
+        let tok = try tokenizer()
+        let ex = Example(id: "x", prompt: "1+2=", completion: "3", row: [:])
+        let t = TokenizedExample(ex, tokenizer: tok, eos: Int32(tok.eosTokenId!), maxLength: 100)
+        XCTAssertEqual(t.tokens.last, Int32(tok.eosTokenId!))
+        XCTAssertEqual(t.promptLength, tok.encode("1+2=").count)
+        XCTAssertEqual(TokenizedExample(ex, tokenizer: tok, eos: nil, maxLength: 2).tokens.count, 2)
+    }
+
+    func makeTrainer(_ file: JSONLFile, _ tok: Tokenizer, steps: Int, micro: Int, checkpointEvery: Int = 0,
+                     model: Transformer? = nil) -> SFTTrainer {
+        let config = ModelConfig(vocabSize: tok.vocabSize, hiddenSize: 16, intermediateSize: 32, numHiddenLayers: 1,
+                                 numAttentionHeads: 2, numKeyValueHeads: 1, maxPositionEmbeddings: 32)
+        let stream = TrainingStream(file: file, rows: Array(0..<file.count), format: .promptCompletion, tokenizer: tok, maxLength: 16, seed: 3)
+        return SFTTrainer(model: model ?? Transformer(config: config, seed: 1), data: stream,
+                          config: SFTConfig(steps: steps, batchSize: 8, microBatchSize: micro, learningRate: 1e-2,
+                                            schedule: .warmupCosine(warmupSteps: 2, totalSteps: steps, minRatio: 0),
+                                            checkpointEvery: checkpointEvery))
+    }
+
+    func losses(_ t: SFTTrainer) throws -> [Double] {
+        var out: [Double] = []
+        try t.train { if case .step(_, _, let m) = $0 { out.append(m.first { $0.0 == "train/loss" }!.1) } }
+        return out
+    }
+
+    /// The loss is averaged over the whole batch's target tokens, so splitting it into micro-batches changes nothing.
+    func testMicroBatchesGiveTheSameTraining() throws {
+        let file = try JSONLFile(url: try additionFile(40)), tok = try tokenizer()
+        let whole = try losses(makeTrainer(file, tok, steps: 4, micro: 8))
+        let split = try losses(makeTrainer(file, tok, steps: 4, micro: 2))
+        for (a, b) in zip(whole, split) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+        XCTAssertLessThan(whole.last!, whole.first!)
+    }
+
+    /// Stopping at a checkpoint and resuming gives exactly the losses of an uninterrupted run.
+    func testResumeFromCheckpointReproducesTheRun() throws {
+        let file = try JSONLFile(url: try additionFile(30)), tok = try tokenizer()
+        let straight = try losses(makeTrainer(file, tok, steps: 9, micro: 4))
+
+        let first = makeTrainer(file, tok, steps: 9, micro: 4, checkpointEvery: 5)
+        let root = temp("ckpt")
+        first.checkpoint = { t in
+            let state = TrainerState(stageIndex: 0, step: t.step, dataPosition: t.data.position, seed: 3, runID: 1)
+            _ = try TrainingCheckpoint.save(model: t.model, tokenizer: tok, optimizer: t.optimizer, state: state, under: root)
+            throw CancellationError()  // the process "dies" right after its checkpoint
+        }
+        XCTAssertThrowsError(try losses(first))
+        let saved = try XCTUnwrap(TrainingCheckpoint.latest(under: root))
+        XCTAssertEqual(saved.lastPathComponent, TrainingCheckpoint.name(stage: 0, step: 5))
+
+        let (state, optimizer) = try TrainingCheckpoint.loadState(from: saved)
+        let resumed = makeTrainer(file, try Tokenizer(directory: saved), steps: 9, micro: 4, model: try Transformer.load(from: saved))
+        try resumed.restore(step: state.step, optimizerState: optimizer, dataPosition: state.dataPosition)
+        XCTAssertEqual(try losses(resumed), Array(straight.dropFirst(5)))
+    }
+
+    func testNonFiniteLossStopsBeforeTheUpdate() throws {
+        let file = try JSONLFile(url: try additionFile(16)), tok = try tokenizer()
+        let t = makeTrainer(file, tok, steps: 2, micro: 8)
+        t.model.norm.data[0] = .nan
+        let before = t.model.embedTokens.values
+        XCTAssertThrowsError(try t.train { _ in }) { XCTAssertTrue("\($0)".contains("not finite"), "\($0)") }
+        XCTAssertEqual(t.model.embedTokens.values, before, "the weights were not touched")
+    }
+}
