@@ -24,10 +24,11 @@ test: setup
 doctor: build
 	$(GROVE) doctor
 
+# The main job. It starts over each time: runs/quickstart/ is replaced.
 quickstart: build
 	$(GROVE) doctor
-	$(GROVE) info ../shared/fixtures/public/model_a_qwen2/model
-	$(GROVE) generate --model ../shared/fixtures/public/model_a_qwen2/model --prompt "What is 23+45?" --max-tokens 16 --seed 0
+	rm -rf runs/quickstart
+	$(GROVE) run Recipes/quickstart.yaml
 
 clean:
 	rm -rf .build

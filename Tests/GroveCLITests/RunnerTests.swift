@@ -1,0 +1,56 @@
+import Foundation
+import XCTest
+@testable import grove
+@testable import GroveStore
+
+/// A whole tiny recipe through the runner: data, tokenizer training, SFT, evaluation,
+/// checkpoints, run.sqlite, and a resume that reproduces the uninterrupted losses.
+final class RunnerTests: XCTestCase {
+    func recipe(output: URL, steps: Int) throws -> Recipe {
+        FileManager.default.changeCurrentDirectoryPath(RecipeTests.root.path)
+        let text = """
+        name: tiny
+        seed: 3
+        output_dir: \(output.path)
+        model:
+          init: {model_type: llama, hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 64, max_position_embeddings: 128}
+          tokenizer: {train: {vocab_size: 300}}
+        data: {train: Datasets/arithmetic/eval.jsonl, eval_size: 8, task: arithmetic}
+        stages:
+          - sft: {steps: \(steps), batch_size: 8, micro_batch_size: 4, lr: 3e-3, max_length: 96, checkpoint_every: 3, eval_every: 3}
+        eval: {samples: 4, max_new_tokens: 8}
+        """
+        let file = output.deletingLastPathComponent().appendingPathComponent("tiny-\(UUID().uuidString).yaml")
+        try FileManager.default.createDirectory(at: output.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        return try Recipe.load(path: file.path)
+    }
+
+    func losses(_ output: URL) throws -> [Double] {
+        let store = try RunStore(path: output.appendingPathComponent("run.sqlite"))
+        let last = try XCTUnwrap(store.runs().last)
+        return try store.metric(run: last.id, name: "train/loss").map(\.value)
+    }
+
+    func testRunCheckpointsAndResumesIdentically() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("grove-run-\(UUID().uuidString)")
+        let straight = base.appendingPathComponent("straight"), resumed = base.appendingPathComponent("resumed")
+        try RecipeRunner(recipe: try recipe(output: straight, steps: 6), resume: false).run()
+        let reference = try losses(straight)
+        XCTAssertEqual(reference.count, 6)
+        for f in ["final/model.safetensors", "final/tokenizer.json", "checkpoints/checkpoint-s00-0000006/optimizer.safetensors"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: straight.appendingPathComponent(f).path), f)
+        }
+        let store = try RunStore(path: straight.appendingPathComponent("run.sqlite"))
+        XCTAssertEqual(try store.runs().map(\.status), [.finished])
+        XCTAssertEqual(try store.metric(run: 1, name: "eval/accuracy").map(\.step), [0, 3, 6])
+
+        // The same run, "killed" after step 3: its only checkpoint is step 3's.
+        try RecipeRunner(recipe: try recipe(output: resumed, steps: 3), resume: false).run()
+        XCTAssertThrowsError(try RecipeRunner(recipe: try recipe(output: resumed, steps: 6), resume: false).run()) {
+            XCTAssertTrue("\($0)".contains("--resume"), "\($0)")
+        }
+        try RecipeRunner(recipe: try recipe(output: resumed, steps: 6), resume: true).run()
+        XCTAssertEqual(try losses(resumed), Array(reference.dropFirst(3)))
+    }
+}
