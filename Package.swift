@@ -35,13 +35,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]),
-        .testTarget(name: "GroveTensorTests", dependencies: ["GroveTensor"]),
-        .testTarget(name: "GroveTokenizerTests", dependencies: ["GroveTokenizer"]),
-        .testTarget(name: "GroveModelTests", dependencies: ["GroveModel", "GroveTokenizer"]),
+        // Where tests find fixtures; shared by the test targets.
+        .target(name: "GroveTestSupport", path: "Sources/GroveTestSupport"),
+        .testTarget(name: "GroveTensorTests", dependencies: ["GroveTensor", "GroveTestSupport"]),
+        .testTarget(name: "GroveTokenizerTests", dependencies: ["GroveTokenizer", "GroveTestSupport"]),
+        .testTarget(name: "GroveModelTests", dependencies: ["GroveModel", "GroveTokenizer", "GroveTestSupport"]),
         .testTarget(name: "GroveStoreTests", dependencies: ["GroveStore"]),
-        .testTarget(name: "GroveTasksTests", dependencies: ["GroveTasks"]),
-        .testTarget(name: "GroveTrainTests", dependencies: ["GroveTrain"]),
-        .testTarget(name: "GroveCLITests", dependencies: ["grove"]),
+        .testTarget(name: "GroveTasksTests", dependencies: ["GroveTasks", "GroveTestSupport"]),
+        .testTarget(name: "GroveTrainTests", dependencies: ["GroveTrain", "GroveTestSupport"]),
+        .testTarget(name: "GroveCLITests", dependencies: ["grove", "GroveTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -12,17 +12,26 @@ func logSumExp(_ x: UnsafePointer<Float>, _ C: Int) -> Float {
     return m + logf(s)
 }
 
-/// softmax(x) over the last dimension. Backward: dx = y ⊙ (dy − Σ dy·y).
-public func softmax(_ x: Tensor) -> Tensor {
+/// Writes f(x − logsumexp(x)) for every row of x into `out`: the shared forward of
+/// softmax (f = exp) and log-softmax (f = identity).
+@inline(__always)
+func normalizeRows(_ x: Tensor, into out: Tensor, _ f: @escaping (Float) -> Float) {
     let C = x.shape.last!, N = x.count / C
-    let out = Tensor(zeros: x.shape)
     let xp = x.data, o = out.data
     Parallel.forEach(N, grain: 16) { rows in
         for r in rows {
             let lse = logSumExp(xp + r * C, C)
-            for c in 0..<C { o[r * C + c] = expf(xp[r * C + c] - lse) }
+            for c in 0..<C { o[r * C + c] = f(xp[r * C + c] - lse) }
         }
     }
+}
+
+/// softmax(x) over the last dimension. Backward: dx = y ⊙ (dy − Σ dy·y).
+public func softmax(_ x: Tensor) -> Tensor {
+    let C = x.shape.last!, N = x.count / C
+    let out = Tensor(zeros: x.shape)
+    normalizeRows(x, into: out, expf)
+    let o = out.data
     out.record([x]) { out in
         let dy = out.grad, dx = x.grad
         Parallel.forEach(N, grain: 16) { rows in
@@ -41,13 +50,8 @@ public func softmax(_ x: Tensor) -> Tensor {
 public func logSoftmax(_ x: Tensor) -> Tensor {
     let C = x.shape.last!, N = x.count / C
     let out = Tensor(zeros: x.shape)
-    let xp = x.data, o = out.data
-    Parallel.forEach(N, grain: 16) { rows in
-        for r in rows {
-            let lse = logSumExp(xp + r * C, C)
-            for c in 0..<C { o[r * C + c] = xp[r * C + c] - lse }
-        }
-    }
+    normalizeRows(x, into: out) { $0 }
+    let o = out.data
     out.record([x]) { out in
         let dy = out.grad, dx = x.grad
         Parallel.forEach(N, grain: 16) { rows in

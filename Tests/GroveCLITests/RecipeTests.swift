@@ -1,14 +1,11 @@
 import Foundation
+import GroveTestSupport
 import XCTest
 @testable import grove
 
 /// Every recipe in Recipes/ parses; malformed recipes fail with the file, line and key path.
 final class RecipeTests: XCTestCase {
-    static let root: URL = {
-        var url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { url.deleteLastPathComponent() }
-        return url
-    }()
+    static let root = Fixtures.repoRoot
 
     override func setUp() {
         FileManager.default.changeCurrentDirectoryPath(Self.root.path)  // recipes name paths from the repository root

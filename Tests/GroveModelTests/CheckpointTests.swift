@@ -1,4 +1,5 @@
 import Foundation
+import GroveTestSupport
 import XCTest
 @testable import GroveModel
 @testable import GroveTensor

@@ -1,4 +1,5 @@
 import Foundation
+import GroveTestSupport
 import XCTest
 @testable import GroveTasks
 
@@ -38,8 +39,7 @@ final class ArithmeticTaskTests: XCTestCase {
     }
 
     func testCommittedEvalNeverInTrain() throws {
-        var root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: root.appendingPathComponent("Package.swift").path) { root.deleteLastPathComponent() }
+        let root = Fixtures.repoRoot
         for task in ["arithmetic", "countdown"] {
             func prompts(_ f: String) throws -> Set<String> {
                 let text = try String(contentsOf: root.appendingPathComponent("Datasets/\(task)/\(f)"), encoding: .utf8)

@@ -1,4 +1,5 @@
 import Foundation
+import GroveTestSupport
 import XCTest
 @testable import GroveTensor
 
@@ -45,8 +46,7 @@ final class SafetensorsTests: XCTestCase {
     }
 
     func testFixtureModelNamesAndShapes() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let url = root.deletingLastPathComponent().appendingPathComponent("shared/fixtures/public/model_a_qwen2/model/model.safetensors")
+        let url = Fixtures.modelA.appendingPathComponent("model/model.safetensors")
         let tensors = Dictionary(uniqueKeysWithValues: try SafetensorsFile.read(url))
         XCTAssertEqual(tensors["model.embed_tokens.weight"]?.shape, [1024, 64])
         XCTAssertEqual(tensors["model.layers.1.self_attn.k_proj.bias"]?.shape, [32])

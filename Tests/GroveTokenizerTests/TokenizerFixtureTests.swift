@@ -1,15 +1,11 @@
 import Foundation
+import GroveTestSupport
 import XCTest
 @testable import GroveTokenizer
 
 /// Encode/decode against Hugging Face `tokenizers` 0.23 on the shared fixture strings.
 final class TokenizerFixtureTests: XCTestCase {
-    static let root: URL = {
-        var url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { url.deleteLastPathComponent() }
-        return url
-    }()
-    static let fixtures = root.deletingLastPathComponent().appendingPathComponent("shared/fixtures/public")
+    static let fixtures = Fixtures.publicDir
 
     var tokenizer: Tokenizer!
     var cases: [String: Any]!

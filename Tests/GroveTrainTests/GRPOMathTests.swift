@@ -1,4 +1,5 @@
 import Foundation
+import GroveTestSupport
 import XCTest
 @testable import GroveTensor
 @testable import GroveTrain
@@ -6,15 +7,7 @@ import XCTest
 /// The GRPO loss, its gradient and its metrics against TRL 1.16's own `_compute_loss`, and the
 /// group advantages against TRL's (`../shared/fixtures/public/grpo_*.json`).
 final class GRPOMathTests: XCTestCase {
-    static let fixtures: URL = {
-        var url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { url.deleteLastPathComponent() }
-        return url.deletingLastPathComponent().appendingPathComponent("shared/fixtures/public")
-    }()
-
-    func json(_ name: String) throws -> [String: Any] {
-        try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: Self.fixtures.appendingPathComponent(name))) as? [String: Any])
-    }
+    func json(_ name: String) throws -> [String: Any] { try Fixtures.json(Fixtures.publicDir.appendingPathComponent(name)) }
 
     func testLossGradientAndMetricsMatchTRL() throws {
         let fixture = try json("grpo_loss.json")
@@ -52,8 +45,7 @@ final class GRPOMathTests: XCTestCase {
         let B = inputs["B"] as! Int, T = inputs["T"] as! Int
         func flat(_ key: String) -> [Float] { (inputs[key] as! [[Double]]).flatMap { $0 }.map(Float.init) }
         let mask = (inputs["completion_mask"] as! [[Int]]).flatMap { $0 }.map { $0 == 1 }
-        let variants = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/grpo_loss_variants.json"))) as? [String: Any])
+        let variants = try Fixtures.json(Fixtures.local.appendingPathComponent("grpo_loss_variants.json"))
         for c in variants["cases"] as! [[String: Any]] {
             let config = c["config"] as! [String: Any]
             let aggregation: LossAggregation

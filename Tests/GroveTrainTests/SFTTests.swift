@@ -1,4 +1,5 @@
 import Foundation
+import GroveTestSupport
 import XCTest
 @testable import GroveData
 @testable import GroveModel
@@ -39,9 +40,7 @@ final class SFTTests: XCTestCase {
     }
 
     func testFieldMappingOnGSM8K() throws {
-        var root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: root.appendingPathComponent("Package.swift").path) { root.deleteLastPathComponent() }
-        let file = try JSONLFile(url: root.deletingLastPathComponent().appendingPathComponent("shared/datasets/gsm8k/test.jsonl"))
+        let file = try JSONLFile(url: Fixtures.sharedDatasets.appendingPathComponent("gsm8k/test.jsonl"))
         let ex = try file.example(0, format: .fields(prompt: "question", completion: "answer"), tokenizer: try tokenizer())
         XCTAssertFalse(ex.prompt.isEmpty)
         XCTAssertTrue(ex.completion.contains("####"))
