@@ -16,10 +16,11 @@ setup:
 build: setup
 	$(SWIFT) build -c release --product grove
 
+# The suite is XCTest only (Swift Testing disabled, so the runner's last line is XCTest's count).
 # The tokenizer tests cross-check against Hugging Face `tokenizers` when it is importable.
 test: setup
 	@python3 -c "import tokenizers" 2>/dev/null || python3 -m pip install --quiet tokenizers || echo "tokenizers not installed: the Python cross-check will be skipped"
-	$(SWIFT) test
+	$(SWIFT) test --disable-swift-testing
 
 doctor: build
 	$(GROVE) doctor
