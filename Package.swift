@@ -25,6 +25,8 @@ let package = Package(
         .target(name: "GroveData", dependencies: ["GroveTensor", "GroveTokenizer"]),
         .target(name: "GroveTrain", dependencies: ["GroveModel", "GroveData"], swiftSettings: fastMath),
         .target(name: "GroveStore", dependencies: ["CSQLite"]),
+        .target(name: "GroveRollout", dependencies: ["GroveModel", "GroveTokenizer"]),
+        .target(name: "Rewards", dependencies: ["GroveRollout", "GroveTasks"], path: "Rewards", exclude: ["README.md", "examples"]),
         .target(name: "GroveTasks", dependencies: ["GroveTensor"], path: "Datasets", exclude: ["README.md", "arithmetic/README.md", "arithmetic/train.jsonl",
                                                              "arithmetic/eval.jsonl", "countdown/README.md",
                                                              "countdown/train.jsonl", "countdown/eval.jsonl"]),
@@ -43,6 +45,7 @@ let package = Package(
         .testTarget(name: "GroveStoreTests", dependencies: ["GroveStore"]),
         .testTarget(name: "GroveTasksTests", dependencies: ["GroveTasks", "GroveTestSupport"]),
         .testTarget(name: "GroveTrainTests", dependencies: ["GroveTrain", "GroveTestSupport"]),
+        .testTarget(name: "RewardsTests", dependencies: ["Rewards", "GroveTestSupport"]),
         .testTarget(name: "GroveCLITests", dependencies: ["grove", "GroveTestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,37 +1,91 @@
 import Foundation
 import GroveTensor
 
-/// Picks the next token from one row of logits: greedy at temperature 0, otherwise a draw
-/// from softmax(logits / temperature) with the given generator.
-public func sampleToken(_ logits: UnsafePointer<Float>, vocab V: Int, temperature: Float,
-                        rng: inout SeededRandom) -> Int32 {
+/// How the next token is drawn from the logits.
+///
+/// With p = softmax(logits / temperature): min-p keeps tokens with p ≥ minP · max p, top-k the k
+/// most likely, top-p the smallest most-likely set whose mass reaches topP; the draw is from
+/// the kept tokens, renormalised. Temperature 0 is greedy.
+public struct SamplingOptions: Equatable {
+    public var temperature: Float
+    public var topK: Int?
+    public var topP: Float?
+    public var minP: Float?
+    public var maxNewTokens: Int
+    /// Tokens that end a sequence (included in its output).
+    public var stopTokens: Set<Int32>
+
+    public init(temperature: Float = 1, topK: Int? = nil, topP: Float? = nil, minP: Float? = nil, maxNewTokens: Int = 64,
+                stopTokens: Set<Int32> = []) {
+        self.temperature = temperature; self.topK = topK; self.topP = topP; self.minP = minP
+        self.maxNewTokens = maxNewTokens; self.stopTokens = stopTokens
+    }
+}
+
+/// Why a sequence ended.
+public enum FinishReason: String, Codable {
+    /// A stop token or stop condition.
+    case stop
+    /// `maxNewTokens` reached.
+    case length
+}
+
+/// One generated continuation.
+public struct GeneratedSequence {
+    public var tokens: [Int32]
+    /// log softmax(logits / temperature) of each sampled token: the sampling policy's log-probs
+    /// (before top-k/p filtering, as the trainer recomputes them), 0 when greedy.
+    public var logprobs: [Float]
+    public var finishReason: FinishReason
+}
+
+/// Draws one token from a row of logits with `options`, returning it with its log-prob.
+public func sampleToken(_ logits: UnsafePointer<Float>, vocab V: Int, options: SamplingOptions,
+                        rng: inout SeededRandom) -> (token: Int32, logprob: Float) {
     var best = 0
     for v in 1..<V where logits[v] > logits[best] { best = v }
-    guard temperature > 0 else { return Int32(best) }
-    // p_v ∝ exp((x_v − x_max) / τ); draw u·Σ and walk the cumulative sum.
+    guard options.temperature > 0 else { return (Int32(best), 0) }
+    let invT = 1 / options.temperature, top = logits[best]
     var total: Double = 0
-    for v in 0..<V { total += Double(expf((logits[v] - logits[best]) / temperature)) }
-    let target = Double(rng.uniform()) * total
-    var running: Double = 0
-    for v in 0..<V {
-        running += Double(expf((logits[v] - logits[best]) / temperature))
-        if running > target { return Int32(v) }
+    for v in 0..<V { total += Double(expf((logits[v] - top) * invT)) }
+    func p(_ v: Int) -> Double { Double(expf((logits[v] - top) * invT)) / total }
+    var candidates: [(token: Int, p: Double)]
+    if options.topK == nil && options.topP == nil && options.minP == nil {
+        candidates = (0..<V).map { ($0, p($0)) }
+    } else {
+        let floor = (options.minP.map(Double.init) ?? 0) * p(best)
+        candidates = (0..<V).compactMap { v in let q = p(v); return q >= floor ? (v, q) : nil }
+        candidates.sort { $0.p > $1.p || ($0.p == $1.p && $0.token < $1.token) }
+        if let k = options.topK, k > 0, candidates.count > k { candidates.removeLast(candidates.count - k) }
+        if let topP = options.topP, topP < 1 {
+            var mass = 0.0, keep = 0
+            for c in candidates { mass += c.p; keep += 1; if mass >= Double(topP) { break } }
+            candidates.removeLast(candidates.count - keep)
+        }
     }
-    return Int32(best)
+    let kept = candidates.reduce(0) { $0 + $1.p }
+    let target = Double(rng.uniform()) * kept
+    var running = 0.0, chosen = candidates.last!.token
+    for c in candidates {
+        running += c.p
+        if running > target { chosen = c.token; break }
+    }
+    return (Int32(chosen), Float(log(p(chosen))))
 }
 
 extension Transformer {
     /// Samples continuations of several prompts at once with a KV cache: the prompts are
-    /// left-padded into one prefill, then every step decodes one token for all rows with
-    /// one batched forward. Row i draws from its own generator `SeededRandom(seed:, streams: [i])`,
-    /// so a row's output does not depend on the others. A row stops at `maxNewTokens` or
-    /// after a token in `stopTokens` (included in its output).
-    public func generate(prompts: [[Int32]], maxNewTokens: Int, temperature: Float, seed: UInt64,
-                         stopTokens: Set<Int32> = []) -> [[Int32]] {
+    /// left-padded into one prefill, then every step decodes one token for all unfinished rows
+    /// with one batched forward. Row i draws from `rngs[i]`, so a row's output depends only on
+    /// its own generator, never on the batch. A row stops at a stop token, when `shouldStop`
+    /// (given the row and its tokens so far) says so, or after `maxNewTokens`.
+    public func generate(prompts: [[Int32]], options: SamplingOptions, rngs: [SeededRandom],
+                         shouldStop: ((Int, [Int32]) -> Bool)? = nil) -> [GeneratedSequence] {
         let B = prompts.count, P = prompts.map(\.count).max() ?? 0, V = config.vocabSize
-        guard B > 0, P > 0, maxNewTokens > 0 else { return prompts.map { _ in [] } }
-        var rngs = (0..<B).map { SeededRandom(seed: seed, streams: [UInt64($0)]) }
-        var outputs = [[Int32]](repeating: [], count: B)
+        precondition(rngs.count == B, "generate: one generator per prompt")
+        var out = prompts.map { _ in GeneratedSequence(tokens: [], logprobs: [], finishReason: .length) }
+        guard B > 0, P > 0, options.maxNewTokens > 0 else { return out }
+        var rngs = rngs
         var done = [Bool](repeating: false, count: B)
         let pad = Int32(config.padTokenId ?? 0)
         var tokens = [Int32](repeating: pad, count: B * P), mask = [Bool](repeating: false, count: B * P)
@@ -42,22 +96,36 @@ extension Transformer {
             }
         }
         GradMode.withoutGrad {
-            let cache = KVCache(config: config, batch: B, capacity: P + maxNewTokens)
+            let cache = KVCache(config: config, batch: B, capacity: P + options.maxNewTokens)
             var logits = forward(tokens: tokens, batch: B, attentionMask: mask, cache: cache)
             var rowLength = P  // logits rows per batch row in the last forward
-            for _ in 0..<maxNewTokens {
+            for _ in 0..<options.maxNewTokens {
                 var next = [Int32](repeating: pad, count: B)
                 for b in 0..<B where !done[b] {
-                    let row = logits.data + ((b + 1) * rowLength - 1) * V
-                    next[b] = sampleToken(row, vocab: V, temperature: temperature, rng: &rngs[b])
-                    outputs[b].append(next[b])
-                    if stopTokens.contains(next[b]) || outputs[b].count == maxNewTokens { done[b] = true }
+                    let (token, logprob) = sampleToken(logits.data + ((b + 1) * rowLength - 1) * V, vocab: V, options: options, rng: &rngs[b])
+                    next[b] = token
+                    out[b].tokens.append(token)
+                    out[b].logprobs.append(logprob)
+                    if options.stopTokens.contains(token) || shouldStop?(b, out[b].tokens) == true {
+                        done[b] = true
+                        out[b].finishReason = .stop
+                    } else if out[b].tokens.count == options.maxNewTokens {
+                        done[b] = true
+                    }
                 }
                 if done.allSatisfy({ $0 }) { break }
                 logits = forward(tokens: next, batch: B, attentionMask: done.map { !$0 }, cache: cache)
                 rowLength = 1
             }
         }
-        return outputs
+        return out
+    }
+
+    /// Convenience: one generator per prompt from `seed` (row i uses stream i), token ids only.
+    public func generate(prompts: [[Int32]], maxNewTokens: Int, temperature: Float, seed: UInt64,
+                         stopTokens: Set<Int32> = []) -> [[Int32]] {
+        let options = SamplingOptions(temperature: temperature, maxNewTokens: maxNewTokens, stopTokens: stopTokens)
+        return generate(prompts: prompts, options: options, rngs: prompts.indices.map { SeededRandom(seed: seed, streams: [UInt64($0)]) })
+            .map(\.tokens)
     }
 }

@@ -1,0 +1,63 @@
+import Foundation
+import GroveRollout
+import GroveTasks
+
+/// 1 when the completion's final number equals the reference, else 0.
+///
+/// The completion's answer is found by `extraction`; the reference is the row's `field`, read
+/// the same way when it holds a `####` line (GSM8K answers), else as a number. `tolerance`
+/// allows |answer − reference| ≤ tolerance (0: exact).
+public struct ExactAnswerReward: Reward {
+    public enum Extraction: String, CaseIterable {
+        /// The number after the last `####` (GSM8K).
+        case gsm8k
+        /// The content of the last `\boxed{…}`.
+        case boxed
+        /// The last number in the text.
+        case lastNumber = "last_number"
+    }
+
+    public let name: String
+    public let extraction: Extraction
+    public let field: String
+    public let tolerance: Double
+
+    public init(name: String = "exact_answer", extraction: Extraction = .gsm8k, field: String = "answer", tolerance: Double = 0) {
+        self.name = name; self.extraction = extraction; self.field = field; self.tolerance = tolerance
+    }
+
+    public func score(_ batch: [RewardInput]) throws -> RewardOutput {
+        RewardOutput(values: batch.map { item in
+            guard let reference = ExactAnswerReward.reference(item.row[field]) else { return nil }
+            guard let answer = ExactAnswerReward.extract(item.completion, extraction) else { return 0 }
+            return abs(answer - reference) <= tolerance ? 1 : 0
+        })
+    }
+
+    static func reference(_ value: Any?) -> Double? {
+        if let n = value as? NSNumber { return n.doubleValue }
+        guard let s = value as? String else { return nil }
+        return s.contains("####") ? extract(s, .gsm8k) : number(s)
+    }
+
+    static func number(_ s: some StringProtocol) -> Double? {
+        Double(s.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: ",", with: "").replacingOccurrences(of: "$", with: ""))
+    }
+
+    /// The answer `extraction` finds in `text`.
+    public static func extract(_ text: String, _ extraction: Extraction) -> Double? {
+        switch extraction {
+        case .gsm8k:
+            return finalAnswer(text).flatMap { number($0) }
+        case .boxed:
+            guard let start = text.range(of: "\\boxed{", options: .backwards),
+                  let end = text[start.upperBound...].firstIndex(of: "}") else { return nil }
+            return number(text[start.upperBound..<end])
+        case .lastNumber:
+            let pattern = try! NSRegularExpression(pattern: #"-?\d[\d,]*(\.\d+)?"#)  // a constant pattern
+            let ns = text as NSString
+            guard let m = pattern.matches(in: text, range: NSRange(location: 0, length: ns.length)).last else { return nil }
+            return number(ns.substring(with: m.range))
+        }
+    }
+}
