@@ -23,7 +23,7 @@ let package = Package(
         .target(name: "GroveTokenizer"),
         .target(name: "GroveModel", dependencies: ["GroveTensor"], swiftSettings: fastMath),
         .target(name: "GroveData", dependencies: ["GroveTensor", "GroveTokenizer"]),
-        .target(name: "GroveTrain", dependencies: ["GroveModel", "GroveData"], swiftSettings: fastMath),
+        .target(name: "GroveTrain", dependencies: ["GroveRollout", "GroveData"], swiftSettings: fastMath),
         .target(name: "GroveStore", dependencies: ["CSQLite"]),
         .target(name: "GroveRollout", dependencies: ["GroveModel", "GroveTokenizer"]),
         .target(name: "Rewards", dependencies: ["GroveRollout", "GroveTasks"], path: "Rewards", exclude: ["README.md", "examples"]),
@@ -33,7 +33,7 @@ let package = Package(
         .executableTarget(
             name: "grove",
             dependencies: [
-                "GroveModel", "GroveTokenizer", "GroveTasks", "GroveTrain", "GroveStore",
+                "GroveModel", "GroveTokenizer", "GroveTasks", "GroveTrain", "GroveStore", "Rewards",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]),

@@ -105,3 +105,17 @@ extension Transformer {
         }
     }
 }
+
+extension Transformer {
+    /// A copy with the same configuration and weights (the GRPO reference model).
+    public func clone() -> Transformer {
+        let copy = Transformer(config: config, seed: 0)
+        copy.copyWeights(from: self)
+        return copy
+    }
+
+    /// Overwrites every parameter with `other`'s (same configuration).
+    public func copyWeights(from other: Transformer) {
+        for ((_, mine), (_, theirs)) in zip(namedParameters, other.namedParameters) { mine.copy(from: theirs) }
+    }
+}

@@ -38,5 +38,35 @@ public struct Migration {
             );
             CREATE INDEX metrics_by_name ON metrics (run_id, name, step);
             """),
+        Migration(name: "0002_rollouts", sql: """
+            CREATE TABLE rollouts (
+                id INTEGER PRIMARY KEY,
+                run_id INTEGER NOT NULL REFERENCES runs(id),
+                stage TEXT NOT NULL,
+                step INTEGER NOT NULL,
+                prompt_id INTEGER NOT NULL,
+                prompt TEXT NOT NULL,
+                group_index INTEGER NOT NULL,
+                sample_index INTEGER NOT NULL,
+                completion TEXT NOT NULL,
+                completion_ids TEXT NOT NULL,
+                finish_reason TEXT NOT NULL CHECK (finish_reason IN ('stop', 'length')),
+                length INTEGER NOT NULL,
+                reward REAL,
+                advantage REAL NOT NULL,
+                group_mean REAL,
+                group_std REAL,
+                logprob_sum REAL NOT NULL,
+                UNIQUE (run_id, stage, step, group_index, sample_index)
+            );
+            CREATE INDEX rollouts_by_step ON rollouts (run_id, step);
+            CREATE INDEX rollouts_by_prompt ON rollouts (run_id, prompt_id, step);
+            CREATE TABLE rollout_rewards (
+                rollout_id INTEGER NOT NULL REFERENCES rollouts(id) ON DELETE CASCADE,
+                name TEXT NOT NULL,
+                value REAL,
+                PRIMARY KEY (rollout_id, name)
+            );
+            """),
     ]
 }

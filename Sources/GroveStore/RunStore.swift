@@ -83,12 +83,7 @@ public final class RunStore {
     /// Writes one step's metrics in one transaction. A step logged again (a resumed run
     /// repeating it) replaces its values. NaN and ±inf are stored as NULL (SQL has no NaN).
     public func log(run: Int64, stage: String, step: Int, metrics: [(String, Double)], wallTime: Double) throws {
-        try database.transaction {
-            for (name, value) in metrics {
-                try database.run("INSERT OR REPLACE INTO metrics (run_id, stage, step, name, value, wall_time) VALUES (?, ?, ?, ?, ?, ?)",
-                                 [.int(run), .text(stage), .int(Int64(step)), .text(name), .double(value), .double(wallTime)])
-            }
-        }
+        try logStep(run: run, stage: stage, step: step, rollouts: [], metrics: metrics, wallTime: wallTime)
     }
 
     /// Every run, oldest first.

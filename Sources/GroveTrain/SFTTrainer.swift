@@ -119,6 +119,8 @@ public final class SFTTrainer {
 /// What a trainer reports while it runs.
 public enum TrainingEvent {
     case step(step: Int, of: Int, metrics: [(String, Double)])
+    /// A GRPO step's rollouts, for the rollout store.
+    case rollouts(step: Int, records: [RolloutRecord])
     case evaluation(step: Int, metrics: [(String, Double)])
     case checkpoint(step: Int, directory: URL)
     case warning(String)

@@ -11,14 +11,18 @@ public struct TrainerState: Codable, Equatable {
     public var seed: UInt64
     /// Id of the run (in run.sqlite) that wrote this checkpoint.
     public var runID: Int64
+    /// Whether the folder holds a GRPO reference model (`reference/`).
+    public var hasReference: Bool
 
-    public init(stageIndex: Int, step: Int, dataPosition: TrainingStream.Position, seed: UInt64, runID: Int64) {
+    public init(stageIndex: Int, step: Int, dataPosition: TrainingStream.Position, seed: UInt64, runID: Int64, hasReference: Bool = false) {
         self.stageIndex = stageIndex; self.step = step; self.dataPosition = dataPosition; self.seed = seed; self.runID = runID
+        self.hasReference = hasReference
     }
 }
 
 /// A checkpoint folder: the model in Hugging Face layout (config.json, model.safetensors,
-/// tokenizer files), `optimizer.safetensors` (AdamW moments) and `trainer_state.json`.
+/// tokenizer files), `optimizer.safetensors` (AdamW moments), `trainer_state.json`, and for a
+/// GRPO stage with β > 0 the reference model in `reference/`.
 ///
 /// Folders are written under a temporary name and renamed into place when complete, so the
 /// latest checkpoint is never half-written, whenever the process dies.
@@ -28,7 +32,10 @@ public enum TrainingCheckpoint {
     /// Folder name: stage and step, zero-padded so names sort in training order.
     public static func name(stage: Int, step: Int) -> String { prefix + String(format: "s%02d-%07d", stage, step) }
 
-    public static func save(model: Transformer, tokenizer: Tokenizer, optimizer: AdamW, state: TrainerState, under root: URL) throws -> URL {
+    public static func save(model: Transformer, tokenizer: Tokenizer, optimizer: AdamW, state: TrainerState,
+                            reference: Transformer? = nil, under root: URL) throws -> URL {
+        var state = state
+        state.hasReference = reference != nil
         let final = root.appendingPathComponent(name(stage: state.stageIndex, step: state.step))
         let temp = root.appendingPathComponent(".tmp-" + final.lastPathComponent)
         let fm = FileManager.default
@@ -37,6 +44,7 @@ public enum TrainingCheckpoint {
         try model.save(to: temp)
         try tokenizer.save(to: temp)
         try SafetensorsFile.write(optimizer.state(), to: temp.appendingPathComponent("optimizer.safetensors"))
+        try reference?.save(to: temp.appendingPathComponent("reference"))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(state).write(to: temp.appendingPathComponent("trainer_state.json"))

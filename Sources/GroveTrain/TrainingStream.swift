@@ -3,7 +3,7 @@ import GroveModel
 import GroveTensor
 import GroveTokenizer
 
-/// An endless, seeded stream of tokenized training examples: epoch e visits the training
+/// An endless, seeded stream of training rows (tokenized examples for SFT, prompts for GRPO): epoch e visits the training
 /// rows in the permutation `DatasetSplit.shuffled(n, seed:, stream: e)`, so the stream's
 /// whole state is its `Position` (epoch, cursor) and a resumed run reads the same examples.
 public final class TrainingStream {
@@ -42,24 +42,32 @@ public final class TrainingStream {
         order = nil
     }
 
-    /// The next `n` examples, wrapping into a new epoch (and a new permutation) as needed.
-    public func next(_ n: Int) throws -> [TokenizedExample] {
-        var out: [TokenizedExample] = []
+    /// The next `n` row indices, wrapping into a new epoch (and a new permutation) as needed.
+    public func nextRows(_ n: Int) -> [Int] {
+        var out: [Int] = []
         out.reserveCapacity(n)
         while out.count < n {
             if position.cursor == rows.count { seek(to: Position(epoch: position.epoch + 1, cursor: 0)) }
             if order == nil { order = DatasetSplit.shuffled(rows.count, seed: seed, stream: UInt64(position.epoch)) }
-            let row = rows[order![position.cursor]]
-            out.append(try tokenized(row))
+            out.append(rows[order![position.cursor]])
             position.cursor += 1
         }
         return out
     }
 
+    /// The next `n` examples, tokenized.
+    public func next(_ n: Int) throws -> [TokenizedExample] {
+        try nextRows(n).map(tokenized)
+    }
+
+    /// Row `row` as an example (prompt, completion and the whole row).
+    public func example(_ row: Int) throws -> Example {
+        try file.example(row, format: format, tokenizer: tokenizer)
+    }
+
     func tokenized(_ row: Int) throws -> TokenizedExample {
         if let t = cache[row] { return t }
-        let t = TokenizedExample(try file.example(row, format: format, tokenizer: tokenizer), tokenizer: tokenizer,
-                                 eos: eos, maxLength: maxLength)
+        let t = TokenizedExample(try example(row), tokenizer: tokenizer, eos: eos, maxLength: maxLength)
         cache[row] = t
         return t
     }

@@ -1,6 +1,8 @@
 import Foundation
 import GroveData
 import GroveModel
+import GroveRollout
+import Rewards
 import GroveTasks
 import GroveTensor
 import GroveTrain
@@ -47,10 +49,24 @@ struct Recipe {
     /// One stage of the run, in order.
     enum Stage {
         case sft(SFTConfig)
+        case grpo(GRPOConfig, rewards: [RewardSpec])
 
         var kind: String {
-            switch self { case .sft: return "sft" }
+            switch self {
+            case .sft: return "sft"
+            case .grpo: return "grpo"
+            }
         }
+    }
+
+    /// A reward of a grpo stage, as the recipe names it (built by the runner).
+    enum RewardSpec {
+        case task(TaskKind?, weight: Double)
+        case exactAnswer(ExactAnswerReward.Extraction, field: String, tolerance: Double, weight: Double)
+        case regex(name: String, pattern: String, weight: Double)
+        case length(LengthReward.Shape, weight: Double)
+        case repetition(n: Int, maxPenalty: Double, weight: Double)
+        case external(name: String, command: String, timeout: Double, fallback: Double?, weight: Double)
     }
 
     /// The training and evaluation data.
@@ -163,13 +179,14 @@ extension Recipe {
     }
 
     static func readStage(_ value: RecipeValue, path: String, _ r: RecipeReader) throws -> Stage {
-        let kinds = ["sft"]
+        let kinds = ["sft", "grpo"]
         guard case .mapping(let entries, _) = value, entries.count == 1 else {
             throw r.error(value, path, "a stage is one of \(kinds.joined(separator: ", ")) with its settings, e.g. '- sft: {steps: 100}'")
         }
         let (kind, body) = entries[0]
         switch kind {
         case "sft": return .sft(try readSFT(body, path: "\(path).sft", r))
+        case "grpo": return try readGRPO(body, path: "\(path).grpo", r)
         default:
             let hint = r.closest(to: kind, in: kinds).map { " (did you mean '\($0)'?)" } ?? ""
             throw r.error(body, "\(path).\(kind)", "unknown stage kind\(hint); known: \(kinds.joined(separator: ", "))")
@@ -208,6 +225,104 @@ extension Recipe {
                          maxLength: try s.int("max_length", default: 256, min: 8),
                          evalEvery: try s.int("eval_every", default: 0, min: 0),
                          checkpointEvery: try s.int("checkpoint_every", default: 0, min: 0))
+    }
+
+    enum LossKind: String, CaseIterable { case grpo, bnpo, dapo, dr_grpo }
+    enum ScalingKind: String, CaseIterable { case group, batch, none }
+
+    static func readGRPO(_ value: RecipeValue, path: String, _ r: RecipeReader) throws -> Stage {
+        let s = try r.mapping(value, path, allowed: ["steps", "prompts_per_step", "group_size", "temperature", "top_k", "top_p", "min_p",
+                                                     "max_new_tokens", "stop", "beta", "epsilon", "epsilon_high", "loss", "scale_rewards",
+                                                     "iterations", "lr", "schedule", "warmup_steps", "min_lr_ratio", "weight_decay",
+                                                     "max_grad_norm", "mask_truncated", "dynamic_sampling", "ref_refresh_every",
+                                                     "eval_every", "checkpoint_every", "rewards"])
+        let steps = try r.int(try s.required("steps"), s.path("steps"), min: 1)
+        let maxNew = try s.int("max_new_tokens", default: 64, min: 1)
+        var sampling = SamplingOptions(temperature: Float(try s.double("temperature", default: 1, range: 0...10)), maxNewTokens: maxNew)
+        sampling.topK = try s["top_k"].map { try r.int($0, s.path("top_k"), min: 1) }
+        sampling.topP = try s["top_p"].map { Float(try r.double($0, s.path("top_p"), range: 0...1)) }
+        sampling.minP = try s["min_p"].map { Float(try r.double($0, s.path("min_p"), range: 0...1)) }
+        let aggregation: LossAggregation
+        switch try s["loss"].map({ try r.choice($0, s.path("loss"), as: LossKind.self) }) ?? .grpo {
+        case .grpo: aggregation = .perSequence
+        case .bnpo, .dapo: aggregation = .perToken
+        case .dr_grpo: aggregation = .constantLength(maxNew)
+        }
+        let epsilon = try s.double("epsilon", default: 0.2, range: 0...1)
+        let loss = GRPOLossConfig(beta: try s.double("beta", default: 0.04, range: 0...100), epsilonLow: epsilon,
+                                  epsilonHigh: try s["epsilon_high"].map { try r.double($0, s.path("epsilon_high"), range: 0...10) },
+                                  aggregation: aggregation)
+        var config = GRPOConfig(steps: steps, promptsPerStep: try s.int("prompts_per_step", default: 8, min: 1),
+                                groupSize: try s.int("group_size", default: 8, min: 2), sampling: sampling, loss: loss,
+                                learningRate: Float(try s.double("lr", default: 1e-5, range: 0...10)))
+        config.stopStrings = try s["stop"].map { try r.sequence($0, s.path("stop")).enumerated().map { try r.string($1, s.path("stop.\($0)")) } } ?? []
+        switch try s["scale_rewards"].map({ try r.choice($0, s.path("scale_rewards"), as: ScalingKind.self) }) ?? .group {
+        case .group: config.scaling = .group
+        case .batch: config.scaling = .batch
+        case .none: config.scaling = .none
+        }
+        config.iterations = try s.int("iterations", default: 1, min: 1)
+        let warmup = try s.int("warmup_steps", default: 0, min: 0)
+        switch try s["schedule"].map({ try r.choice($0, s.path("schedule"), as: ScheduleKind.self) }) ?? .constant {
+        case .constant: config.schedule = .constant
+        case .warmup_cosine:
+            config.schedule = .warmupCosine(warmupSteps: warmup, totalSteps: steps, minRatio: Float(try s.double("min_lr_ratio", default: 0, range: 0...1)))
+        case .warmup_step: config.schedule = .warmupStep(warmupSteps: warmup, stepSize: max(steps / 3, 1), gamma: 0.1)
+        }
+        config.weightDecay = Float(try s.double("weight_decay", default: 0, range: 0...10))
+        config.maxGradNorm = Float(try s.double("max_grad_norm", default: 1, range: 0...1e6))
+        config.maskTruncated = try s.bool("mask_truncated", default: false)
+        config.dynamicSamplingRounds = try s.int("dynamic_sampling", default: 0, min: 0)
+        config.refreshReferenceEvery = try s.int("ref_refresh_every", default: 0, min: 0)
+        config.evalEvery = try s.int("eval_every", default: 0, min: 0)
+        config.checkpointEvery = try s.int("checkpoint_every", default: 0, min: 0)
+        let rewardList = try r.sequence(try s.required("rewards"), s.path("rewards"))
+        if rewardList.isEmpty { throw r.error(try s.required("rewards"), s.path("rewards"), "needs at least one reward") }
+        let rewards = try rewardList.enumerated().map { try readReward($1, path: s.path("rewards.\($0)"), r) }
+        return .grpo(config, rewards: rewards)
+    }
+
+    static func readReward(_ value: RecipeValue, path: String, _ r: RecipeReader) throws -> RewardSpec {
+        let kinds = ["task", "exact_answer", "regex", "length", "repetition", "external"]
+        guard case .mapping(let entries, _) = value, entries.count == 1 else {
+            throw r.error(value, path, "a reward is one of \(kinds.joined(separator: ", ")) with its settings, e.g. '- task: {weight: 1}'")
+        }
+        let (kind, body) = entries[0]
+        let p = "\(path).\(kind)"
+        func fields(_ allowed: [String]) throws -> Fields { try r.mapping(body, p, allowed: allowed + ["weight"]) }
+        switch kind {
+        case "task":
+            let f = try fields(["checker"])
+            return .task(try f["checker"].map { try r.choice($0, f.path("checker"), as: TaskKind.self) }, weight: try f.double("weight", default: 1))
+        case "exact_answer":
+            let f = try fields(["extraction", "field", "tolerance"])
+            return .exactAnswer(try f["extraction"].map { try r.choice($0, f.path("extraction"), as: ExactAnswerReward.Extraction.self) } ?? .gsm8k,
+                                field: try f.string("field") ?? "answer", tolerance: try f.double("tolerance", default: 0, range: 0...1e12),
+                                weight: try f.double("weight", default: 1))
+        case "regex":
+            let f = try fields(["name", "pattern"])
+            let pattern = try r.string(try f.required("pattern"), f.path("pattern"))
+            if (try? NSRegularExpression(pattern: pattern)) == nil { throw r.error(f["pattern"]!, f.path("pattern"), "not a valid regular expression") }
+            return .regex(name: try f.string("name") ?? "format", pattern: pattern, weight: try f.double("weight", default: 1))
+        case "length":
+            let f = try fields(["max_length", "cache"])
+            let maxLength = try r.int(try f.required("max_length"), f.path("max_length"), min: 1)
+            let shape: LengthReward.Shape = f.has("cache") ? .softOverlong(maxLength: maxLength, cache: try f.int("cache", default: 1, min: 1))
+                                                           : .linear(maxLength: maxLength)
+            return .length(shape, weight: try f.double("weight", default: 1))
+        case "repetition":
+            let f = try fields(["n", "max_penalty"])
+            return .repetition(n: try f.int("n", default: 3, min: 1), maxPenalty: try f.double("max_penalty", default: -1, range: -1e6...0),
+                               weight: try f.double("weight", default: 1))
+        case "external":
+            let f = try fields(["name", "command", "timeout", "fallback"])
+            return .external(name: try f.string("name") ?? "external", command: try r.string(try f.required("command"), f.path("command")),
+                             timeout: try f.double("timeout", default: 60, range: 0.1...86_400),
+                             fallback: try f["fallback"].map { try r.double($0, f.path("fallback")) }, weight: try f.double("weight", default: 1))
+        default:
+            let hint = r.closest(to: kind, in: kinds).map { " (did you mean '\($0)'?)" } ?? ""
+            throw r.error(body, p, "unknown reward\(hint); known: \(kinds.joined(separator: ", "))")
+        }
     }
 
     /// A plain YAML value as config.json would hold it: integer, number, boolean or string.

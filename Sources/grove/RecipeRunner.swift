@@ -1,6 +1,8 @@
 import Foundation
 import GroveData
 import GroveModel
+import GroveRollout
+import Rewards
 import GroveStore
 import GroveTasks
 import GroveTensor
@@ -63,47 +65,75 @@ final class RecipeRunner {
         for (index, stage) in recipe.stages.enumerated() where index >= firstStage {
             try store.beginStage(run: runID, index: index, kind: stage.kind)
             let label = "\(index):\(stage.kind)"
+            let resumeHere = restored.flatMap { $0.state.stageIndex == index ? $0 : nil }
+            let stageStart = progress.elapsed
+            var firstStep = resumeHere?.state.step ?? 0
+            // Trainer events → progress bar and run.sqlite, the same for every stage kind.
+            var pendingRollouts: [StoredRollout] = []
+            let onEvent: (TrainingEvent) -> Void = { [self] event in
+                switch event {
+                case .rollouts(_, let records):
+                    pendingRollouts = records.map(RecipeRunner.stored)
+                case .step(let step, let total, let metrics):
+                    do {
+                        try store.logStep(run: runID, stage: label, step: step, rollouts: pendingRollouts, metrics: metrics, wallTime: progress.elapsed)
+                    } catch { progress.note("warning: could not write step \(step) to run.sqlite: \(error)") }
+                    pendingRollouts = []
+                    let m = Dictionary(metrics, uniquingKeysWith: { a, _ in a })
+                    trainTokens += (m["train/tokens_per_second"] ?? m["tokens_per_second"] ?? 0) * (m["train/step_time"] ?? m["time/step"] ?? 0)
+                    if firstStep >= step { firstStep = step - 1 }
+                    progress.step(stage: stage.kind, step: step, of: total, stageStart: stageStart, firstStep: firstStep,
+                                  fields: RecipeRunner.progressFields(m))
+                case .evaluation(let step, let metrics):
+                    try? store.log(run: runID, stage: label, step: step, metrics: metrics, wallTime: progress.elapsed)
+                    after = Dictionary(metrics, uniquingKeysWith: { a, _ in a })
+                    progress.note("[\(stage.kind)] step \(step): " + RecipeRunner.summary(after))
+                case .warning(let text):
+                    progress.note("warning: \(text)")
+                case .checkpoint:
+                    break
+                }
+            }
+            let evaluate: (Transformer, Int) throws -> [String: Double] = { model, _ in evaluator.evaluate(model).metrics }
+            let save: (Int, TrainingStream.Position, AdamW, Transformer?) throws -> Void = { [self] step, position, optimizer, reference in
+                let state = TrainerState(stageIndex: index, step: step, dataPosition: position, seed: recipe.seed, runID: runID)
+                let dir = try TrainingCheckpoint.save(model: model, tokenizer: tokenizer, optimizer: optimizer, state: state,
+                                                      reference: reference, under: checkpoints)
+                progress.note("checkpoint: \(dir.path)")
+            }
+            let evalEvery: Int, lastStep: Int
             switch stage {
             case .sft(let config):
+                evalEvery = config.evalEvery
                 let stream = TrainingStream(file: trainFile, rows: trainRows, format: recipe.data.format, tokenizer: tokenizer,
                                             maxLength: config.maxLength, seed: recipe.seed &+ UInt64(index))
                 let trainer = SFTTrainer(model: model, data: stream, config: config)
-                if let r = restored, r.state.stageIndex == index {
-                    try trainer.restore(step: r.state.step, optimizerState: r.optimizer, dataPosition: r.state.dataPosition)
-                    progress.note("resumed \(label) at step \(r.state.step) from \(checkpoint!.lastPathComponent)")
+                if let r = resumeHere { try trainer.restore(step: r.state.step, optimizerState: r.optimizer, dataPosition: r.state.dataPosition) }
+                trainer.evaluate = evaluate
+                trainer.checkpoint = { t in try save(t.step, t.data.position, t.optimizer, nil) }
+                try trainer.train(onEvent: onEvent)
+                lastStep = trainer.step
+            case .grpo(let config, let specs):
+                evalEvery = config.evalEvery
+                let stream = TrainingStream(file: trainFile, rows: trainRows, format: recipe.data.format, tokenizer: tokenizer,
+                                            maxLength: 1 << 20, seed: recipe.seed &+ UInt64(index))
+                let trainer = GRPOTrainer(policy: model, tokenizer: tokenizer, prompts: stream, rewards: try rewards(specs),
+                                          config: config, seed: recipe.seed &+ UInt64(index))
+                if let r = resumeHere {
+                    let reference = r.state.hasReference ? try Transformer.load(from: checkpoint!.appendingPathComponent("reference")) : nil
+                    try trainer.restore(step: r.state.step, optimizerState: r.optimizer, dataPosition: r.state.dataPosition, reference: reference)
                 }
-                trainer.evaluate = { model, _ in evaluator.evaluate(model).metrics }
-                trainer.checkpoint = { [self] t in
-                    let state = TrainerState(stageIndex: index, step: t.step, dataPosition: t.data.position, seed: recipe.seed, runID: runID)
-                    let dir = try TrainingCheckpoint.save(model: model, tokenizer: tokenizer, optimizer: t.optimizer, state: state, under: checkpoints)
-                    progress.note("checkpoint: \(dir.path)")
-                }
-                let stageStart = progress.elapsed, firstStep = trainer.step
-                try trainer.train { event in
-                    switch event {
-                    case .step(let step, let total, let metrics):
-                        try? store.log(run: runID, stage: label, step: step, metrics: metrics, wallTime: progress.elapsed)
-                        let m = Dictionary(metrics, uniquingKeysWith: { a, _ in a })
-                        trainTokens += (m["train/tokens_per_second"] ?? 0) * (m["train/step_time"] ?? 0)
-                        progress.step(stage: stage.kind, step: step, of: total, stageStart: stageStart, firstStep: firstStep, fields: [
-                            String(format: "loss %.4f", m["train/loss"] ?? .nan),
-                            String(format: "lr %.2e", m["train/learning_rate"] ?? 0),
-                            String(format: "%.0f tok/s", m["train/tokens_per_second"] ?? 0),
-                        ])
-                    case .evaluation(let step, let metrics):
-                        try? store.log(run: runID, stage: label, step: step, metrics: metrics, wallTime: progress.elapsed)
-                        after = Dictionary(metrics, uniquingKeysWith: { a, _ in a })
-                        progress.note("[\(stage.kind)] step \(step): " + RecipeRunner.summary(after))
-                    case .checkpoint, .warning:
-                        break
-                    }
-                }
-                trainSeconds += progress.elapsed - stageStart
-                if config.evalEvery == 0 {
-                    after = evaluator.evaluate(model).metrics
-                    try store.log(run: runID, stage: label, step: trainer.step, metrics: after.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
-                                  wallTime: progress.elapsed)
-                }
+                trainer.evaluate = evaluate
+                trainer.checkpoint = { t in try save(t.step, t.prompts.position, t.optimizer, t.reference) }
+                try trainer.train(onEvent: onEvent)
+                lastStep = trainer.step
+            }
+            if let r = resumeHere { progress.note("resumed \(label) at step \(r.state.step) from \(checkpoint!.lastPathComponent)") }
+            trainSeconds += progress.elapsed - stageStart
+            if evalEvery == 0 {
+                after = evaluator.evaluate(model).metrics
+                try store.log(run: runID, stage: label, step: lastStep, metrics: after.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
+                              wallTime: progress.elapsed)
             }
             try store.endStage(run: runID, index: index)
         }
@@ -158,11 +188,62 @@ final class RecipeRunner {
         let examples = try evalRows.map { try evalFile.example($0, format: recipe.data.format, tokenizer: tokenizer) }
         let task = recipe.data.task
         let maxLength = recipe.stages.map { stage -> Int in
-            switch stage { case .sft(let c): return c.maxLength }
+            switch stage {
+            case .sft(let c): return c.maxLength
+            case .grpo(let c, _): return 512 + c.sampling.maxNewTokens
+            }
         }.max() ?? 256
         let evaluator = Evaluator(examples: examples, tokenizer: tokenizer, maxNewTokens: recipe.eval.maxNewTokens, maxLength: maxLength,
                                   isCorrect: task.map { t in { completion, ex in t.isCorrect(completion, row: ex.row) } })
         return (trainRows, evaluator)
+    }
+
+    /// The rewards of a grpo stage, built from the recipe.
+    func rewards(_ specs: [Recipe.RewardSpec]) throws -> WeightedRewards {
+        WeightedRewards(try specs.map { spec -> (reward: Reward, weight: Double) in
+            switch spec {
+            case .task(let kind, let w):
+                guard let task = kind ?? recipe.data.task else {
+                    throw RunError("\(recipe.file): a 'task' reward needs data.task or its own 'checker'")
+                }
+                return (TaskReward(task: task), w)
+            case .exactAnswer(let extraction, let field, let tolerance, let w):
+                return (ExactAnswerReward(extraction: extraction, field: field, tolerance: tolerance), w)
+            case .regex(let name, let pattern, let w):
+                return (try FormatReward(name: name, pattern: pattern), w)
+            case .length(let shape, let w):
+                return (LengthReward(shape: shape), w)
+            case .repetition(let n, let maxPenalty, let w):
+                return (RepetitionReward(n: n, maxPenalty: maxPenalty), w)
+            case .external(let name, let command, let timeout, let fallback, let w):
+                var reward = ExternalProgramReward(name: name, command: command, timeout: timeout, fallback: fallback)
+                reward.onWarning = { [progress] in progress.note("warning: \($0)") }
+                return (reward, w)
+            }
+        })
+    }
+
+    static func stored(_ r: RolloutRecord) -> StoredRollout {
+        StoredRollout(promptId: r.promptId, prompt: r.prompt, group: r.group, sample: r.completion.sample, completion: r.completion.text,
+                      completionIds: r.completion.ids, finishReason: r.completion.finishReason.rawValue, reward: r.reward,
+                      rewards: r.rewards.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, advantage: r.advantage,
+                      groupMean: r.groupMean, groupStd: r.groupStd, logprobSum: r.completion.logprobSum)
+    }
+
+    /// The progress line's fields for SFT or GRPO metrics.
+    static func progressFields(_ m: [String: Double]) -> [String] {
+        if let loss = m["train/loss"] {
+            return [String(format: "loss %.4f", loss), String(format: "lr %.2e", m["train/learning_rate"] ?? 0),
+                    String(format: "%.0f tok/s", m["train/tokens_per_second"] ?? 0)]
+        }
+        return [String(format: "reward %.3f±%.3f", m["reward"] ?? .nan, m["reward_std"] ?? .nan),
+                String(format: "kl %.4f", m["kl"] ?? 0),
+                String(format: "clip %.2f/%.2f", m["clip_ratio/low_mean"] ?? 0, m["clip_ratio/high_mean"] ?? 0),
+                String(format: "H %.2f", m["entropy"] ?? 0),
+                String(format: "len %.0f [%.0f–%.0f]", m["completions/mean_length"] ?? 0, m["completions/min_length"] ?? 0, m["completions/max_length"] ?? 0),
+                String(format: "trunc %.2f", m["completions/clipped_ratio"] ?? 0),
+                String(format: "0-std %.2f", m["frac_reward_zero_std"] ?? 0),
+                String(format: "gen/score/train %.1f/%.1f/%.1fs", m["time/generate"] ?? 0, m["time/score"] ?? 0, m["time/train"] ?? 0)]
     }
 
     static func summary(_ m: [String: Double]) -> String {

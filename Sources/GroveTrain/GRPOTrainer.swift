@@ -1,0 +1,250 @@
+import Foundation
+import GroveData
+import GroveModel
+import GroveRollout
+import GroveTensor
+import GroveTokenizer
+
+/// Settings of a `grpo` stage.
+public struct GRPOConfig {
+    public var steps: Int
+    /// Prompts per step (P); each gets `groupSize` completions (G).
+    public var promptsPerStep: Int
+    public var groupSize: Int
+    public var sampling: SamplingOptions
+    public var stopStrings: [String] = []
+    public var loss: GRPOLossConfig
+    public var scaling: AdvantageScaling = .group
+    /// Optimizer updates per batch of rollouts (μ); the old log-probs are those of the first.
+    public var iterations = 1
+    public var learningRate: Float
+    public var schedule: LearningRateSchedule = .constant
+    public var weightDecay: Float = 0
+    public var betas: (Float, Float) = (0.9, 0.99)
+    public var maxGradNorm: Float = 1
+    /// Truncated completions (finish reason `length`) take no part in the loss.
+    public var maskTruncated = false
+    /// Drop groups whose rewards are all equal and sample more prompts, up to this many extra rounds (0: off).
+    public var dynamicSamplingRounds = 0
+    /// Copy the policy into the reference model every N steps (0: never).
+    public var refreshReferenceEvery = 0
+    public var evalEvery = 0
+    public var checkpointEvery = 0
+
+    public init(steps: Int, promptsPerStep: Int, groupSize: Int, sampling: SamplingOptions, loss: GRPOLossConfig, learningRate: Float) {
+        self.steps = steps; self.promptsPerStep = promptsPerStep; self.groupSize = groupSize
+        self.sampling = sampling; self.loss = loss; self.learningRate = learningRate
+    }
+}
+
+/// One rollout as the store keeps it.
+public struct RolloutRecord {
+    public let promptId: Int
+    public let prompt: String
+    public let group: Int
+    public let completion: Completion
+    public let rewards: [String: Double?]
+    public let reward: Double?
+    public let advantage: Double
+    public let groupMean: Double
+    public let groupStd: Double
+}
+
+/// Group Relative Policy Optimization: sample G completions per prompt, score them, turn rewards
+/// into group-relative advantages, and maximise the clipped surrogate minus β·KL to a frozen
+/// reference policy (`grpoLoss`). No value network.
+///
+/// ```swift
+/// let trainer = GRPOTrainer(policy: model, tokenizer: tok, prompts: stream, rewards: rewards, config: config, seed: 0)
+/// try trainer.train { event in … }
+/// ```
+public final class GRPOTrainer {
+    public let policy: Transformer
+    public private(set) var reference: Transformer?
+    public let tokenizer: Tokenizer
+    public let prompts: TrainingStream
+    public let rewards: WeightedRewards
+    public let config: GRPOConfig
+    public let seed: UInt64
+    public let optimizer: AdamW
+    public private(set) var step = 0
+    public var evaluate: ((Transformer, Int) throws -> [String: Double])?
+    public var checkpoint: ((GRPOTrainer) throws -> Void)?
+
+    public init(policy: Transformer, tokenizer: Tokenizer, prompts: TrainingStream, rewards: WeightedRewards, config: GRPOConfig, seed: UInt64) {
+        self.policy = policy; self.tokenizer = tokenizer; self.prompts = prompts; self.rewards = rewards
+        self.config = config; self.seed = seed
+        optimizer = AdamW(parameters: policy.decayGroups, beta1: config.betas.0, beta2: config.betas.1, weightDecay: config.weightDecay)
+        // β = 0 loads no reference model.
+        reference = config.loss.beta == 0 ? nil : policy.clone()
+    }
+
+    /// Restores step, optimizer, prompt position and reference weights from a checkpoint.
+    public func restore(step: Int, optimizerState: [String: Tensor], dataPosition: TrainingStream.Position, reference ref: Transformer?) throws {
+        self.step = step
+        try optimizer.loadState(optimizerState)
+        prompts.seek(to: dataPosition)
+        if let ref, let mine = reference { mine.copyWeights(from: ref) }
+    }
+
+    public func train(onEvent: (TrainingEvent) -> Void) throws {
+        while step < config.steps {
+            let t0 = now()
+            // 1. Rollouts, with dynamic sampling of groups that carry signal.
+            var records: [RolloutRecord] = []
+            var dropped = 0, rounds = 0, generateSeconds = 0.0, scoreSeconds = 0.0
+            var perFunctionSums = [Double](repeating: 0, count: rewards.rewards.count), perFunctionCounts = perFunctionSums
+            var allRewards: [Double] = [], zeroStdGroups = 0, groupsSeen = 0
+            repeat {
+                let rows = prompts.nextRows(config.promptsPerStep - records.count / config.groupSize)
+                let examples = try rows.map { try prompts.example($0) }
+                let g0 = now()
+                let engine = RolloutEngine(model: policy, tokenizer: tokenizer, options: config.sampling, stopStrings: config.stopStrings)
+                let completions = engine.rollouts(prompts: examples.map(\.prompt), promptIds: rows, groupSize: config.groupSize,
+                                                  seed: seed, step: step * 16 + rounds)
+                let s0 = now()
+                generateSeconds += s0 - g0
+                let inputs = completions.map { RewardInput(prompt: examples[$0.group].prompt, completion: $0.text, completionIds: $0.ids,
+                                                           row: examples[$0.group].row) }
+                let (perFunction, _) = try rewards.score(inputs)
+                scoreSeconds += now() - s0
+                let totals = GroupAdvantage.totalRewards(perFunction, weights: rewards.weights)
+                let advantages = GroupAdvantage.compute(totals, groupSize: config.groupSize, scaling: config.scaling)
+                let stats = GroupAdvantage.groupStatistics(totals, groupSize: config.groupSize)
+                for (f, _) in rewards.rewards.enumerated() {
+                    for values in perFunction { if let v = values[f] { perFunctionSums[f] += v; perFunctionCounts[f] += 1 } }
+                }
+                allRewards += totals.compactMap { $0 }
+                for (gi, stat) in stats.enumerated() {
+                    groupsSeen += 1
+                    if stat.zeroStd { zeroStdGroups += 1 }
+                    if stat.zeroStd && config.dynamicSamplingRounds > 0 && rounds < config.dynamicSamplingRounds { dropped += 1; continue }
+                    for c in completions[gi * config.groupSize..<(gi + 1) * config.groupSize] {
+                        let i = gi * config.groupSize + c.sample
+                        let named = Dictionary(uniqueKeysWithValues: rewards.rewards.enumerated().map { ($1.reward.name, perFunction[i][$0]) })
+                        records.append(RolloutRecord(promptId: rows[gi], prompt: examples[gi].prompt, group: records.count / config.groupSize,
+                                                     completion: c, rewards: named, reward: totals[i], advantage: advantages[i],
+                                                     groupMean: stat.mean, groupStd: stat.std))
+                    }
+                }
+                rounds += 1
+            } while records.count < config.promptsPerStep * config.groupSize && rounds <= config.dynamicSamplingRounds
+
+            // 2. The clipped objective, μ updates on this batch.
+            let t1 = now()
+            let lr = config.schedule.lr(step: step, base: config.learningRate)
+            var lossMetrics = GRPOLossMetrics(), entropy = 0.0
+            if !records.isEmpty {
+                let batch = PolicyBatch(records, maskTruncated: config.maskTruncated, pad: Int32(tokenizer.padTokenId ?? 0))
+                let ref = try reference.map { r in GradMode.withoutGrad { batch.logprobs(r, temperature: config.sampling.temperature).values } }
+                var old: [Float] = []
+                for iteration in 0..<config.iterations {
+                    for p in policy.parameters { p.zeroGrad() }
+                    let logits = scale(policy.forward(tokens: batch.tokens, batch: batch.batch), 1 / max(config.sampling.temperature, 1e-6))
+                    let logp = tokenLogProbs(logits, targets: batch.targets)
+                    if iteration == 0 {
+                        old = logp.values  // μ = 1: the ratio is exactly 1
+                        entropy = GradMode.withoutGrad { batch.meanEntropy(logits) }
+                    }
+                    let (loss, metrics) = grpoLoss(logp: logp, old: old, ref: ref, advantages: records.map { Float($0.advantage) },
+                                                   mask: batch.mask, batch: batch.batch, config: config.loss)
+                    if iteration == 0 { lossMetrics = metrics }
+                    guard loss.item.isFinite else {
+                        throw TrainingError.nonFinite(step: step + 1, what: "GRPO loss", detail: "Check the rewards and the log-probs.")
+                    }
+                    loss.backward()
+                    let norm = clipGradNorm(policy.parameters, maxNorm: config.maxGradNorm)
+                    guard norm.isFinite else {
+                        throw TrainingError.nonFinite(step: step + 1, what: "gradient norm", detail: firstNonFiniteGradient(policy))
+                    }
+                    optimizer.step(lr: lr)
+                }
+            }
+            step += 1
+            if config.refreshReferenceEvery > 0, step % config.refreshReferenceEvery == 0 { reference?.copyWeights(from: policy) }
+            let trainSeconds = now() - t1, total = now() - t0
+
+            // 3. Metrics, named as TRL logs them.
+            let lengths = records.map { Double($0.completion.ids.count) }
+            let mean = allRewards.isEmpty ? 0 : allRewards.reduce(0, +) / Double(allRewards.count)
+            let std = allRewards.count > 1 ? (allRewards.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(allRewards.count - 1)).squareRoot() : 0
+            var metrics: [(String, Double)] = [
+                ("reward", mean), ("reward_std", std), ("frac_reward_zero_std", Double(zeroStdGroups) / Double(max(groupsSeen, 1))),
+                ("kl", lossMetrics.kl), ("entropy", entropy),
+                ("clip_ratio/low_mean", lossMetrics.clipLowMean), ("clip_ratio/high_mean", lossMetrics.clipHighMean),
+                ("clip_ratio/region_mean", lossMetrics.clipRegionMean),
+                ("completions/mean_length", lengths.isEmpty ? 0 : lengths.reduce(0, +) / Double(lengths.count)),
+                ("completions/min_length", lengths.min() ?? 0), ("completions/max_length", lengths.max() ?? 0),
+                ("completions/clipped_ratio", Double(records.filter { $0.completion.finishReason == .length }.count) / Double(max(records.count, 1))),
+                ("dynamic_sampling/dropped_groups", Double(dropped)), ("learning_rate", Double(lr)),
+                ("time/generate", generateSeconds), ("time/score", scoreSeconds), ("time/train", trainSeconds), ("time/step", total),
+                ("tokens_per_second", (lengths.reduce(0, +) + Double(records.reduce(0) { $0 + $1.completion.promptIds.count })) / total),
+            ]
+            for (f, r) in rewards.rewards.enumerated() {
+                metrics.append(("rewards/\(r.reward.name)/mean", perFunctionCounts[f] > 0 ? perFunctionSums[f] / perFunctionCounts[f] : .nan))
+            }
+            onEvent(.rollouts(step: step, records: records))
+            onEvent(.step(step: step, of: config.steps, metrics: metrics))
+            let zeroStd = Double(zeroStdGroups) / Double(max(groupsSeen, 1))
+            let clipped = metrics.first { $0.0 == "completions/clipped_ratio" }!.1
+            if zeroStd > 0.9 { onEvent(.warning("step \(step): \(Int(zeroStd * 100))% of groups had equal rewards: they carry no signal")) }
+            if clipped > 0.9 { onEvent(.warning("step \(step): \(Int(clipped * 100))% of completions hit max_new_tokens: raise it or shorten answers")) }
+            if config.evalEvery > 0, step % config.evalEvery == 0 || step == config.steps, let evaluate {
+                onEvent(.evaluation(step: step, metrics: try evaluate(policy, step).sorted { $0.key < $1.key }.map { ($0.key, $0.value) }))
+            }
+            if config.checkpointEvery > 0, step % config.checkpointEvery == 0 || step == config.steps, let checkpoint { try checkpoint(self) }
+        }
+    }
+
+    func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+}
+
+/// Prompt + completion sequences of a GRPO batch, right-padded, with the positions whose next
+/// token is a completion token marked (the loss mask).
+struct PolicyBatch {
+    let tokens: [Int32]   // (B, L)
+    let targets: [Int32]  // (B, L): the next token at completion positions, −1 elsewhere
+    let mask: [Bool]      // (B, L)
+    let batch: Int
+    let length: Int
+
+    init(_ records: [RolloutRecord], maskTruncated: Bool, pad: Int32) {
+        batch = records.count
+        length = records.map { $0.completion.promptIds.count + $0.completion.ids.count }.max() ?? 0
+        var tokens = [Int32](repeating: pad, count: batch * length), targets = [Int32](repeating: -1, count: batch * length)
+        for (b, r) in records.enumerated() {
+            let seq = r.completion.promptIds + r.completion.ids, P = r.completion.promptIds.count
+            for (t, id) in seq.enumerated() { tokens[b * length + t] = id }
+            if maskTruncated && r.completion.finishReason == .length { continue }
+            for t in max(P - 1, 0)..<(seq.count - 1) { targets[b * length + t] = seq[t + 1] }
+        }
+        self.tokens = tokens
+        self.targets = targets
+        mask = targets.map { $0 >= 0 }
+    }
+
+    /// Per-position log-probs of the targets under `model` (inference).
+    func logprobs(_ model: Transformer, temperature: Float) -> Tensor {
+        tokenLogProbs(scale(model.forward(tokens: tokens, batch: batch), 1 / max(temperature, 1e-6)), targets: targets)
+    }
+
+    /// Mean entropy of the predicted distribution over the masked positions.
+    func meanEntropy(_ logits: Tensor) -> Double {
+        let V = logits.shape.last!
+        var total = 0.0, n = 0
+        for i in 0..<mask.count where mask[i] {
+            let row = logits.data + i * V
+            var m = -Float.infinity
+            for v in 0..<V { m = max(m, row[v]) }
+            var z = 0.0
+            for v in 0..<V { z += Double(expf(row[v] - m)) }
+            var h = 0.0
+            for v in 0..<V {
+                let p = Double(expf(row[v] - m)) / z
+                if p > 0 { h -= p * log(p) }
+            }
+            total += h; n += 1
+        }
+        return n == 0 ? 0 : total / Double(n)
+    }
+}
