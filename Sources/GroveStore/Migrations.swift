@@ -46,6 +46,7 @@ public struct Migration {
                 step INTEGER NOT NULL,
                 prompt_id INTEGER NOT NULL,
                 prompt TEXT NOT NULL,
+                row TEXT,
                 group_index INTEGER NOT NULL,
                 sample_index INTEGER NOT NULL,
                 completion TEXT NOT NULL,

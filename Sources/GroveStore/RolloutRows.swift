@@ -4,6 +4,8 @@ import Foundation
 public struct StoredRollout {
     public var promptId: Int
     public var prompt: String
+    /// The dataset row the prompt came from, as JSON (rescoring needs its reference fields).
+    public var row: String?
     public var group: Int
     public var sample: Int
     public var completion: String
@@ -16,10 +18,10 @@ public struct StoredRollout {
     public var groupStd: Double
     public var logprobSum: Double
 
-    public init(promptId: Int, prompt: String, group: Int, sample: Int, completion: String, completionIds: [Int32],
+    public init(promptId: Int, prompt: String, row: String?, group: Int, sample: Int, completion: String, completionIds: [Int32],
                 finishReason: String, reward: Double?, rewards: [(name: String, value: Double?)], advantage: Double,
                 groupMean: Double, groupStd: Double, logprobSum: Double) {
-        self.promptId = promptId; self.prompt = prompt; self.group = group; self.sample = sample; self.completion = completion
+        self.promptId = promptId; self.prompt = prompt; self.row = row; self.group = group; self.sample = sample; self.completion = completion
         self.completionIds = completionIds; self.finishReason = finishReason; self.reward = reward; self.rewards = rewards
         self.advantage = advantage; self.groupMean = groupMean; self.groupStd = groupStd; self.logprobSum = logprobSum
     }
@@ -35,10 +37,11 @@ extension RunStore {
             }
             for r in rollouts {
                 try database.run("""
-                    INSERT INTO rollouts (run_id, stage, step, prompt_id, prompt, group_index, sample_index, completion, completion_ids,
+                    INSERT INTO rollouts (run_id, stage, step, prompt_id, prompt, row, group_index, sample_index, completion, completion_ids,
                                           finish_reason, length, reward, advantage, group_mean, group_std, logprob_sum)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, [.int(run), .text(stage), .int(Int64(step)), .int(Int64(r.promptId)), .text(r.prompt), .int(Int64(r.group)),
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, [.int(run), .text(stage), .int(Int64(step)), .int(Int64(r.promptId)), .text(r.prompt),
+                          r.row.map { .text($0) } ?? .null, .int(Int64(r.group)),
                           .int(Int64(r.sample)), .text(r.completion), .text("[" + r.completionIds.map(String.init).joined(separator: ",") + "]"),
                           .text(r.finishReason), .int(Int64(r.completionIds.count)), r.reward.map { .double($0) } ?? .null,
                           .double(r.advantage), .double(r.groupMean), .double(r.groupStd), .double(r.logprobSum)])
@@ -53,5 +56,59 @@ extension RunStore {
                                  [.int(run), .text(stage), .int(Int64(step)), .text(name), .double(value), .double(wallTime)])
             }
         }
+    }
+}
+
+/// A stored rollout read back for inspection.
+public struct RolloutView {
+    public let id: Int64
+    public let step: Int
+    public let promptId: Int
+    public let prompt: String
+    public let row: String?
+    public let group: Int
+    public let sample: Int
+    public let completion: String
+    public let finishReason: String
+    public let length: Int
+    public let reward: Double?
+    public let advantage: Double
+    public let rewards: [String: Double?]
+}
+
+extension RunStore {
+    /// Rollouts matching a filter, in (step, group, sample) order.
+    public func rollouts(run: Int64, step: Int? = nil, promptId: Int? = nil) throws -> [RolloutView] {
+        var sql = """
+            SELECT id, step, prompt_id, prompt, row, group_index, sample_index, completion, finish_reason, length, reward, advantage
+            FROM rollouts WHERE run_id = ?
+            """
+        var args: [SQLiteDatabase.Value] = [.int(run)]
+        if let step { sql += " AND step = ?"; args.append(.int(Int64(step))) }
+        if let promptId { sql += " AND prompt_id = ?"; args.append(.int(Int64(promptId))) }
+        sql += " ORDER BY step, group_index, sample_index"
+        let rows = try database.query(sql, args)
+        var rewards: [Int64: [String: Double?]] = [:]
+        for r in try database.query("""
+            SELECT rr.rollout_id, rr.name, rr.value FROM rollout_rewards rr JOIN rollouts ro ON ro.id = rr.rollout_id WHERE ro.run_id = ?
+            """, [.int(run)]) {
+            rewards[r.int(0) ?? 0, default: [:]][r.text(1) ?? ""] = r.double(2)
+        }
+        return rows.map { r in
+            let id = r.int(0) ?? 0
+            return RolloutView(id: id, step: Int(r.int(1) ?? 0), promptId: Int(r.int(2) ?? 0), prompt: r.text(3) ?? "", row: r.text(4),
+                               group: Int(r.int(5) ?? 0), sample: Int(r.int(6) ?? 0), completion: r.text(7) ?? "",
+                               finishReason: r.text(8) ?? "", length: Int(r.int(9) ?? 0), reward: r.double(10),
+                               advantage: r.double(11) ?? 0, rewards: rewards[id] ?? [:])
+        }
+    }
+
+    /// Per step: number of rollouts, mean reward, fraction of groups with equal rewards.
+    public func rolloutSteps(run: Int64) throws -> [(step: Int, rollouts: Int, meanReward: Double, zeroStdGroups: Double)] {
+        try database.query("""
+            SELECT step, count(*), avg(reward),
+                   avg(CASE WHEN group_std = 0 THEN 1.0 ELSE 0.0 END)
+            FROM rollouts WHERE run_id = ? GROUP BY step ORDER BY step
+            """, [.int(run)]).map { (Int($0.int(0) ?? 0), Int($0.int(1) ?? 0), $0.double(2) ?? .nan, $0.double(3) ?? .nan) }
     }
 }

@@ -41,6 +41,8 @@ public struct GRPOConfig {
 public struct RolloutRecord {
     public let promptId: Int
     public let prompt: String
+    /// The dataset row as JSON, nil if it cannot be written as JSON.
+    public let row: String?
     public let group: Int
     public let completion: Completion
     public let rewards: [String: Double?]
@@ -109,6 +111,9 @@ public final class GRPOTrainer {
                 let (perFunction, _) = try rewards.score(inputs)
                 scoreSeconds += now() - s0
                 let totals = GroupAdvantage.totalRewards(perFunction, weights: rewards.weights)
+                let rowJSON = examples.map { e in
+                    (try? JSONSerialization.data(withJSONObject: e.row, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) }
+                }
                 let advantages = GroupAdvantage.compute(totals, groupSize: config.groupSize, scaling: config.scaling)
                 let stats = GroupAdvantage.groupStatistics(totals, groupSize: config.groupSize)
                 for (f, _) in rewards.rewards.enumerated() {
@@ -122,7 +127,8 @@ public final class GRPOTrainer {
                     for c in completions[gi * config.groupSize..<(gi + 1) * config.groupSize] {
                         let i = gi * config.groupSize + c.sample
                         let named = Dictionary(uniqueKeysWithValues: rewards.rewards.enumerated().map { ($1.reward.name, perFunction[i][$0]) })
-                        records.append(RolloutRecord(promptId: rows[gi], prompt: examples[gi].prompt, group: records.count / config.groupSize,
+                        records.append(RolloutRecord(promptId: rows[gi], prompt: examples[gi].prompt, row: rowJSON[gi],
+                                                     group: records.count / config.groupSize,
                                                      completion: c, rewards: named, reward: totals[i], advantage: advantages[i],
                                                      groupMean: stat.mean, groupStd: stat.std))
                     }

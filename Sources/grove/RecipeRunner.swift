@@ -224,7 +224,7 @@ final class RecipeRunner {
     }
 
     static func stored(_ r: RolloutRecord) -> StoredRollout {
-        StoredRollout(promptId: r.promptId, prompt: r.prompt, group: r.group, sample: r.completion.sample, completion: r.completion.text,
+        StoredRollout(promptId: r.promptId, prompt: r.prompt, row: r.row, group: r.group, sample: r.completion.sample, completion: r.completion.text,
                       completionIds: r.completion.ids, finishReason: r.completion.finishReason.rawValue, reward: r.reward,
                       rewards: r.rewards.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, advantage: r.advantage,
                       groupMean: r.groupMean, groupStd: r.groupStd, logprobSum: r.completion.logprobSum)
