@@ -172,8 +172,7 @@ public final class GRPOTrainer {
 
             // 3. Metrics, named as TRL logs them.
             let lengths = records.map { Double($0.completion.ids.count) }
-            let mean = allRewards.isEmpty ? 0 : allRewards.reduce(0, +) / Double(allRewards.count)
-            let std = allRewards.count > 1 ? (allRewards.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(allRewards.count - 1)).squareRoot() : 0
+            let (mean, std) = GroupAdvantage.meanStd(allRewards)
             var metrics: [(String, Double)] = [
                 ("reward", mean), ("reward_std", std), ("frac_reward_zero_std", Double(zeroStdGroups) / Double(max(groupsSeen, 1))),
                 ("kl", lossMetrics.kl), ("entropy", entropy),

@@ -32,12 +32,6 @@ public enum GroupAdvantage {
     /// Advantages for rewards laid out group after group (`groupSize` consecutive completions per prompt).
     public static func compute(_ rewards: [Double?], groupSize G: Int, scaling: AdvantageScaling) -> [Double] {
         precondition(G > 0 && rewards.count % G == 0, "rewards must fill whole groups of \(G)")
-        func meanStd(_ xs: [Double]) -> (Double, Double) {
-            guard !xs.isEmpty else { return (.nan, .nan) }
-            let m = xs.reduce(0, +) / Double(xs.count)
-            guard xs.count > 1 else { return (m, .nan) }
-            return (m, (xs.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(xs.count - 1)).squareRoot())
-        }
         let batchStd = meanStd(rewards.compactMap { $0 }).1
         var out = [Double](repeating: 0, count: rewards.count)
         for start in stride(from: 0, to: rewards.count, by: G) {
@@ -57,14 +51,21 @@ public enum GroupAdvantage {
         return out
     }
 
-    /// Per-group statistics for logs and the rollout store: mean, std, and whether all scored rewards were equal.
+    /// Mean and sample std (n − 1); NaN where undefined (no value; one value for the std).
+    static func meanStd(_ xs: [Double]) -> (mean: Double, std: Double) {
+        guard !xs.isEmpty else { return (.nan, .nan) }
+        let m = xs.reduce(0, +) / Double(xs.count)
+        guard xs.count > 1 else { return (m, .nan) }
+        return (m, (xs.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(xs.count - 1)).squareRoot())
+    }
+
+    /// Per-group statistics for logs and the rollout store: mean, std (0 for a single value),
+    /// and whether the group carries no signal (all scored rewards equal, or fewer than two).
     public static func groupStatistics(_ rewards: [Double?], groupSize G: Int) -> [(mean: Double, std: Double, zeroStd: Bool)] {
         stride(from: 0, to: rewards.count, by: G).map { start in
-            let xs = rewards[start..<start + G].compactMap { $0 }
-            guard !xs.isEmpty else { return (.nan, .nan, true) }
-            let m = xs.reduce(0, +) / Double(xs.count)
-            let s = xs.count > 1 ? (xs.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(xs.count - 1)).squareRoot() : 0
-            return (m, s, s == 0)
+            let (m, s) = meanStd(rewards[start..<start + G].compactMap { $0 })
+            let std = s.isNaN ? 0 : s
+            return (m, std, std == 0)
         }
     }
 }
