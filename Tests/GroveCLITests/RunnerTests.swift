@@ -6,7 +6,7 @@ import XCTest
 /// A whole tiny recipe through the runner: data, tokenizer training, SFT, evaluation,
 /// checkpoints, run.sqlite, and a resume that reproduces the uninterrupted losses.
 final class RunnerTests: XCTestCase {
-    func recipe(output: URL, steps: Int) throws -> Recipe {
+    func recipe(output: URL, steps: Int, grpoSteps: Int = 0) throws -> Recipe {
         FileManager.default.changeCurrentDirectoryPath(RecipeTests.root.path)
         let text = """
         name: tiny
@@ -18,6 +18,7 @@ final class RunnerTests: XCTestCase {
         data: {train: Datasets/arithmetic/eval.jsonl, eval_size: 8, task: arithmetic}
         stages:
           - sft: {steps: \(steps), batch_size: 8, micro_batch_size: 4, lr: 3e-3, max_length: 96, checkpoint_every: 3, eval_every: 3}
+        \(grpoSteps == 0 ? "" : "  - grpo: {steps: \(grpoSteps), prompts_per_step: 2, group_size: 4, max_new_tokens: 6, lr: 1e-3, checkpoint_every: 2, rewards: [{task: {weight: 1}}, {length: {max_length: 6, weight: 0.1}}]}")
         eval: {samples: 4, max_new_tokens: 8}
         """
         let file = output.deletingLastPathComponent().appendingPathComponent("tiny-\(UUID().uuidString).yaml")
@@ -26,10 +27,29 @@ final class RunnerTests: XCTestCase {
         return try Recipe.load(path: file.path)
     }
 
-    func losses(_ output: URL) throws -> [Double] {
+    func losses(_ output: URL, metric: String = "train/loss") throws -> [Double] {
         let store = try RunStore(path: output.appendingPathComponent("run.sqlite"))
         let last = try XCTUnwrap(store.runs().last)
-        return try store.metric(run: last.id, name: "train/loss").map(\.value)
+        return try store.metric(run: last.id, name: metric).map(\.value)
+    }
+
+    /// SFT then GRPO: rollouts land in run.sqlite, and a resume mid-GRPO (with its reference
+    /// model) gives the same rewards as the uninterrupted run.
+    func testGRPOStageStoresRolloutsAndResumes() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("grove-grpo-\(UUID().uuidString)")
+        let straight = base.appendingPathComponent("straight"), resumed = base.appendingPathComponent("resumed")
+        try RecipeRunner(recipe: try recipe(output: straight, steps: 3, grpoSteps: 4), resume: false).run()
+        let rewards = try losses(straight, metric: "reward")
+        XCTAssertEqual(rewards.count, 4)
+        let store = try RunStore(path: straight.appendingPathComponent("run.sqlite"))
+        let rows = try store.rollouts(run: 1, step: 2)
+        XCTAssertEqual(rows.count, 8)
+        XCTAssertEqual(Set(rows.flatMap { $0.rewards.keys }), ["arithmetic", "length"])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: straight.appendingPathComponent("checkpoints/checkpoint-s01-0000004/reference/model.safetensors").path))
+
+        try RecipeRunner(recipe: try recipe(output: resumed, steps: 3, grpoSteps: 2), resume: false).run()
+        try RecipeRunner(recipe: try recipe(output: resumed, steps: 3, grpoSteps: 4), resume: true).run()
+        XCTAssertEqual(try losses(resumed, metric: "reward"), Array(rewards.dropFirst(2)))
     }
 
     func testRunCheckpointsAndResumesIdentically() throws {
