@@ -34,6 +34,19 @@ final class RecipeRunner {
         let store = try RunStore(path: recipe.outputDir.appendingPathComponent("run.sqlite"))
         let runID = try store.beginRun(name: recipe.name, recipePath: recipe.file, recipeText: recipe.text, seed: recipe.seed,
                                        groveVersion: GroveVersion.string, resumedFrom: restored?.state.runID)
+        // Ctrl-C or a polite kill: record the run as interrupted (checkpoints stay), then exit.
+        let signals = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                try? store.finishRun(runID, status: .interrupted, error: "stopped by signal \(sig)")
+                FileHandle.standardError.write(Data("\ngrove: interrupted; continue with `grove run \(self.recipe.file) --resume`\n".utf8))
+                exit(130)
+            }
+            source.resume()
+            return source
+        }
+        defer { signals.forEach { $0.cancel() } }
         do {
             try execute(store: store, runID: runID, from: latest, restored: restored)
             try store.finishRun(runID, status: .finished)
