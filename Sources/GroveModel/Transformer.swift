@@ -98,6 +98,11 @@ public final class Transformer {
     /// With a `cache`, the tokens continue the cached sequences: their keys and values are
     /// appended and attention reads every cached position (inference only, no gradients).
     public func forward(tokens: [Int32], batch B: Int, attentionMask: [Bool]? = nil, cache: KVCache? = nil) -> Tensor {
+        linear(hiddenStates(tokens: tokens, batch: B, attentionMask: attentionMask, cache: cache), lmHead)  // (B·T, V)
+    }
+
+    /// The final normalised hidden states [B·T, C] (what the LM head, or a reward model's score head, reads).
+    public func hiddenStates(tokens: [Int32], batch B: Int, attentionMask: [Bool]? = nil, cache: KVCache? = nil) -> Tensor {
         precondition(tokens.count % B == 0, "forward: \(tokens.count) tokens in \(B) rows")
         precondition(cache == nil || cache!.batch == B, "forward: the cache holds \(cache!.batch) rows, not \(B)")
         let T = tokens.count / B
@@ -107,8 +112,7 @@ public final class Transformer {
         for (i, layer) in layers.enumerated() {
             h = block(layer, index: i, h, batch: B, positions: positions, keyMask: attentionMask, cache: cache)
         }
-        h = rmsNorm(h, norm, eps: Float(config.rmsNormEps))
-        return linear(h, lmHead)  // (B·T, V)
+        return rmsNorm(h, norm, eps: Float(config.rmsNormEps))  // (B·T, C)
     }
 
     func block(_ layer: DecoderLayer, index: Int, _ x: Tensor, batch B: Int, positions: [Int32], keyMask: [Bool]?,

@@ -67,6 +67,7 @@ struct Recipe {
         case length(LengthReward.Shape, weight: Double)
         case repetition(n: Int, maxPenalty: Double, weight: Double)
         case external(name: String, command: String, timeout: Double, fallback: Double?, weight: Double)
+        case rewardModel(name: String, path: URL, weight: Double)
     }
 
     /// The training and evaluation data.
@@ -283,7 +284,7 @@ extension Recipe {
     }
 
     static func readReward(_ value: RecipeValue, path: String, _ r: RecipeReader) throws -> RewardSpec {
-        let kinds = ["task", "exact_answer", "regex", "length", "repetition", "external"]
+        let kinds = ["task", "exact_answer", "regex", "length", "repetition", "external", "reward_model"]
         guard case .mapping(let entries, _) = value, entries.count == 1 else {
             throw r.error(value, path, "a reward is one of \(kinds.joined(separator: ", ")) with its settings, e.g. '- task: {weight: 1}'")
         }
@@ -319,6 +320,11 @@ extension Recipe {
             return .external(name: try f.string("name") ?? "external", command: try r.string(try f.required("command"), f.path("command")),
                              timeout: try f.double("timeout", default: 60, range: 0.1...86_400),
                              fallback: try f["fallback"].map { try r.double($0, f.path("fallback")) }, weight: try f.double("weight", default: 1))
+        case "reward_model":
+            let f = try fields(["name", "path"])
+            return .rewardModel(name: try f.string("name") ?? "reward_model",
+                                path: try existing(try f.required("path"), f.path("path"), r, directory: true),
+                                weight: try f.double("weight", default: 1))
         default:
             let hint = r.closest(to: kind, in: kinds).map { " (did you mean '\($0)'?)" } ?? ""
             throw r.error(body, p, "unknown reward\(hint); known: \(kinds.joined(separator: ", "))")

@@ -232,6 +232,8 @@ final class RecipeRunner {
                 var reward = ExternalProgramReward(name: name, command: command, timeout: timeout, fallback: fallback)
                 reward.onWarning = { [progress] in progress.note("warning: \($0)") }
                 return (reward, w)
+            case .rewardModel(let name, let path, let w):
+                return (try RewardModelScorer(name: name, directory: path), w)
             }
         })
     }

@@ -45,3 +45,20 @@ for name, (cls, config, dtype) in CASES.items():
     np.save(os.path.join(out, "logits.npy"), logits.astype(np.float32))
     json.dump({"input_ids": ids[0].tolist()}, open(os.path.join(out, "input_ids.json"), "w"))
     print(name, logits.shape, float(np.abs(logits).max()))
+
+# A reward model: Qwen2ForSequenceClassification with one label (score.weight [1, hidden]).
+from transformers import Qwen2ForSequenceClassification
+config = Qwen2Config(vocab_size=200, hidden_size=48, intermediate_size=80, num_hidden_layers=2, num_attention_heads=4,
+                     num_key_value_heads=2, max_position_embeddings=128, tie_word_embeddings=False, num_labels=1, pad_token_id=0)
+config._attn_implementation = "eager"
+rm = Qwen2ForSequenceClassification(config).eval()
+with torch.no_grad():
+    for p in rm.parameters():
+        p.normal_(0.0, 0.15)
+out = os.path.join(HERE, "qwen2_reward_model")
+rm.save_pretrained(out)
+sequences = [[5, 17, 33, 90, 2], [7, 8, 9, 10, 11, 12, 13, 14]]
+with torch.no_grad():
+    scores = [rm(torch.tensor([s])).logits[0, 0].item() for s in sequences]
+json.dump({"sequences": sequences, "scores": scores}, open(os.path.join(out, "expected.json"), "w"))
+print("reward model", scores)
