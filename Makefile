@@ -3,7 +3,7 @@ SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev libsqlite3-dev pkg-config python3
 GROVE := .build/release/grove
 
-.PHONY: setup build test quickstart doctor clean
+.PHONY: setup build test quickstart doctor bench bench-compare clean
 
 # Debian packages Grove links or loads at run time, installed only when missing.
 setup:
@@ -30,6 +30,15 @@ quickstart: build
 	$(GROVE) doctor
 	rm -rf runs/quickstart
 	$(GROVE) run Recipes/quickstart.yaml
+
+# Grove's throughput, one JSON line per measurement (see README, Performance).
+bench: build
+	$(GROVE) bench --isolate
+
+# Grove, then the PyTorch/TRL reference (../shared/reference, set up on first use), in one
+# run, and the table of ratios. REFERENCE_PYTHON=/path/to/python skips the reference's setup.
+bench-compare: build
+	python3 Tests/Benchmarks/bench_compare.py
 
 clean:
 	rm -rf .build

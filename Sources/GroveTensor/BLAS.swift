@@ -10,6 +10,12 @@ import Foundation
 // choosing the core type from the CPU's features. Every entry point (CLI, tests,
 // library use) goes through `BLAS.shared`, so all get the fast kernels.
 // A user's own OPENBLAS_CORETYPE is respected.
+//
+// Threads: OpenBLAS runs single-threaded and Grove splits each large sgemm across its
+// own workers (`Parallel`), one contiguous block of C each. With OpenBLAS's thread pool
+// beside Grove's, the two pools fought for the cores: OpenBLAS's idle workers spin in
+// sched_yield between calls (a quarter of all cycles in a training step) while Grove's
+// attention and elementwise loops wait for a core. One pool keeps every core busy with work.
 
 /// Matrix layout flags for `BLAS.sgemm` (CBLAS values).
 public enum Transpose: Int32, Sendable {
@@ -38,12 +44,9 @@ public final class BLAS: @unchecked Sendable {
                                         UnsafePointer<Float>?, Int32, UnsafePointer<Float>?, Int32,
                                         Float, UnsafeMutablePointer<Float>?, Int32) -> Void
     typealias CorenameFn = @convention(c) () -> UnsafeMutablePointer<CChar>?
-    typealias GetThreadsFn = @convention(c) () -> Int32
     typealias SetThreadsFn = @convention(c) (Int32) -> Void
 
     private let sgemmFn: SgemmFn
-    private let setThreadsFn: SetThreadsFn
-    private let getThreadsFn: GetThreadsFn
     /// The kernel family OpenBLAS reports (for example "SkylakeX" or "Prescott").
     public let coreName: String
     /// Where the core type came from: the user's environment, Grove's CPU detection, or OpenBLAS itself.
@@ -62,6 +65,7 @@ public final class BLAS: @unchecked Sendable {
 
     /// Loads OpenBLAS after choosing its core type; throws if the library is missing.
     static func load() throws -> BLAS {
+        setenv("OPENBLAS_NUM_THREADS", "1", 1)  // Grove's workers split the GEMMs (see above)
         var source = "environment (OPENBLAS_CORETYPE)"
         if getenv("OPENBLAS_CORETYPE") == nil {
             if let core = BLAS.fastestCoreType() {
@@ -84,16 +88,15 @@ public final class BLAS: @unchecked Sendable {
             return unsafeBitCast(p, to: F.self)
         }
         let corename = try symbol("openblas_get_corename", as: CorenameFn.self)
+        // Also when the library was already in the process (loaded by someone else, before our setenv).
+        try symbol("openblas_set_num_threads", as: SetThreadsFn.self)(1)
         return BLAS(sgemm: try symbol("cblas_sgemm", as: SgemmFn.self),
-                    setThreads: try symbol("openblas_set_num_threads", as: SetThreadsFn.self),
-                    getThreads: try symbol("openblas_get_num_threads", as: GetThreadsFn.self),
                     coreName: corename().map { String(cString: $0) } ?? "unknown",
                     source: source, path: path)
     }
 
-    private init(sgemm: @escaping SgemmFn, setThreads: @escaping SetThreadsFn, getThreads: @escaping GetThreadsFn,
-                 coreName: String, source: String, path: String) {
-        sgemmFn = sgemm; setThreadsFn = setThreads; getThreadsFn = getThreads
+    private init(sgemm: @escaping SgemmFn, coreName: String, source: String, path: String) {
+        sgemmFn = sgemm
         self.coreName = coreName; coreTypeSource = source; libraryPath = path
     }
 
@@ -108,20 +111,46 @@ public final class BLAS: @unchecked Sendable {
         return nil
     }
 
-    /// Number of threads OpenBLAS uses.
-    public var threads: Int {
-        get { Int(getThreadsFn()) }
-        set { setThreadsFn(Int32(newValue)) }
-    }
+    /// Threads one sgemm uses: Grove's worker count (`Parallel.threads`); OpenBLAS itself runs on one.
+    public var threads: Int { Parallel.threads }
+
+    /// Below this many flops (2·M·N·K) a GEMM runs on one thread: splitting costs more than it saves.
+    static let splitFlops = 1 << 22
 
     /// C = alpha · op(A) · op(B) + beta · C, row-major; op is chosen by the transpose flags,
     /// so transposed operands are never copied. A is M×K after op, B is K×N after op.
+    ///
+    /// A large product is split across `Parallel.threads` workers along the longer side of C,
+    /// each computing its own block of rows (or columns) of C with a single-threaded sgemm.
+    /// `split: false` keeps it on the calling thread (for callers already inside `Parallel`).
     @inline(__always)
     public func sgemm(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
                       alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                       b: UnsafePointer<Float>, ldb: Int,
-                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        sgemmFn(101, transA.rawValue, transB.rawValue, Int32(m), Int32(n), Int32(k), alpha,
-                a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, split: Bool = true) {
+        let workers = split && 2 * m * n * k >= BLAS.splitFlops ? min(Parallel.threads, max(m, n) / 16) : 1
+        if workers <= 1 {
+            sgemmFn(101, transA.rawValue, transB.rawValue, Int32(m), Int32(n), Int32(k), alpha,
+                    a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+            return
+        }
+        let alongRows = m >= n, extent = alongRows ? m : n
+        // Blocks are multiples of 16 rows/columns, the kernels' register tile.
+        let chunk = ((extent + workers - 1) / workers + 15) / 16 * 16
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            let lo = w * chunk, count = min(extent, lo + chunk) - lo
+            guard count > 0 else { return }
+            if alongRows {
+                // Rows lo..<lo+count of op(A) and of C.
+                let aBlock = transA == .none ? a + lo * lda : a + lo
+                sgemmFn(101, transA.rawValue, transB.rawValue, Int32(count), Int32(n), Int32(k), alpha,
+                        aBlock, Int32(lda), b, Int32(ldb), beta, c + lo * ldc, Int32(ldc))
+            } else {
+                // Columns lo..<lo+count of op(B) and of C.
+                let bBlock = transB == .none ? b + lo : b + lo * ldb
+                sgemmFn(101, transA.rawValue, transB.rawValue, Int32(m), Int32(count), Int32(k), alpha,
+                        a, Int32(lda), bBlock, Int32(ldb), beta, c + lo, Int32(ldc))
+            }
+        }
     }
 }

@@ -29,53 +29,58 @@ public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, keyMask: [Bool]? = 
         s <= t + offset && (keyMask?[b * capacity + s] ?? true)
     }
 
-    for b in 0..<B {
-        for h in 0..<NH {
-            let g = h / groups
-            let Q = q.data + b * T * qStride + h * HS
-            let K = k.data + b * capacity * kvStride + g * HS
-            let V = v.data + b * capacity * kvStride + g * HS
-            let P = probs.base + (b * NH + h) * T * S
-            blas.sgemm(.none, .transpose, m: T, n: S, k: HS, alpha: scale, a: Q, lda: qStride, b: K, ldb: kvStride,
-                       beta: 0, c: P, ldc: S)
-            Parallel.forEach(T, grain: 32) { rows in
-                for t in rows { maskedSoftmaxRow(P + t * S, count: S) { visible(b, t, $0) } }
+    // One task per (batch row, KV head): its query heads' GEMMs run single-threaded side by
+    // side, and in the backward pass each task owns its KV head's dK, dV rows (no races).
+    Parallel.forEach(B * KVH) { tasks in
+        for task in tasks {
+            let b = task / KVH, g = task % KVH
+            for h in g * groups..<(g + 1) * groups {
+                let Q = q.data + b * T * qStride + h * HS
+                let K = k.data + b * capacity * kvStride + g * HS
+                let V = v.data + b * capacity * kvStride + g * HS
+                let P = probs.base + (b * NH + h) * T * S
+                blas.sgemm(.none, .transpose, m: T, n: S, k: HS, alpha: scale, a: Q, lda: qStride, b: K, ldb: kvStride,
+                           beta: 0, c: P, ldc: S, split: false)
+                for t in 0..<T { maskedSoftmaxRow(P + t * S, count: S) { visible(b, t, $0) } }
+                blas.sgemm(.none, .none, m: T, n: HS, k: S, a: P, lda: S, b: V, ldb: kvStride,
+                           beta: 0, c: out.data + b * T * qStride + h * HS, ldc: qStride, split: false)
             }
-            blas.sgemm(.none, .none, m: T, n: HS, k: S, a: P, lda: S, b: V, ldb: kvStride,
-                       beta: 0, c: out.data + b * T * qStride + h * HS, ldc: qStride)
         }
     }
 
     out.record([q, k, v]) { out in
-        let dP = Storage(count: T * S)  // (T, S) scratch, reused for every head
-        for b in 0..<B {
-            for h in 0..<NH {
-                let g = h / groups
-                let qOff = b * T * qStride + h * HS, kvOff = b * capacity * kvStride + g * HS
-                let dO = out.grad + qOff
-                let P = probs.base + (b * NH + h) * T * S
-                let dS = dP.base
-                blas.sgemm(.none, .transpose, m: T, n: S, k: HS, a: dO, lda: qStride, b: v.data + kvOff, ldb: kvStride,
-                           beta: 0, c: dS, ldc: S)
-                if v.requiresGrad {
-                    blas.sgemm(.transpose, .none, m: S, n: HS, k: T, a: P, lda: S, b: dO, ldb: qStride,
-                               beta: 1, c: v.grad + kvOff, ldc: kvStride)
-                }
-                Parallel.forEach(T, grain: 32) { rows in
-                    for t in rows {
+        // Gradient buffers are allocated on first access: take them here, not inside the workers.
+        let gradOut = out.grad
+        let dQ = q.requiresGrad ? q.grad : nil, dK = k.requiresGrad ? k.grad : nil, dV = v.requiresGrad ? v.grad : nil
+        Parallel.forEach(B * KVH) { tasks in
+            let dS = UnsafeMutablePointer<Float>.allocate(capacity: T * S)  // (T, S) scratch of this worker
+            defer { dS.deallocate() }
+            for task in tasks {
+                let b = task / KVH, g = task % KVH, kvOff = b * capacity * kvStride + g * HS
+                for h in g * groups..<(g + 1) * groups {
+                    let qOff = b * T * qStride + h * HS
+                    let dO = gradOut + qOff
+                    let P = probs.base + (b * NH + h) * T * S
+                    blas.sgemm(.none, .transpose, m: T, n: S, k: HS, a: dO, lda: qStride, b: v.data + kvOff, ldb: kvStride,
+                               beta: 0, c: dS, ldc: S, split: false)
+                    if let dV {
+                        blas.sgemm(.transpose, .none, m: S, n: HS, k: T, a: P, lda: S, b: dO, ldb: qStride,
+                                   beta: 1, c: dV + kvOff, ldc: kvStride, split: false)
+                    }
+                    for t in 0..<T {
                         let p = P + t * S, d = dS + t * S
                         var dot: Float = 0
                         for s in 0..<S { dot += p[s] * d[s] }
                         for s in 0..<S { d[s] = p[s] * (d[s] - dot) }
                     }
-                }
-                if q.requiresGrad {
-                    blas.sgemm(.none, .none, m: T, n: HS, k: S, alpha: scale, a: dS, lda: S, b: k.data + kvOff, ldb: kvStride,
-                               beta: 1, c: q.grad + qOff, ldc: qStride)
-                }
-                if k.requiresGrad {
-                    blas.sgemm(.transpose, .none, m: S, n: HS, k: T, alpha: scale, a: dS, lda: S, b: q.data + qOff, ldb: qStride,
-                               beta: 1, c: k.grad + kvOff, ldc: kvStride)
+                    if let dQ {
+                        blas.sgemm(.none, .none, m: T, n: HS, k: S, alpha: scale, a: dS, lda: S, b: k.data + kvOff, ldb: kvStride,
+                                   beta: 1, c: dQ + qOff, ldc: qStride, split: false)
+                    }
+                    if let dK {
+                        blas.sgemm(.transpose, .none, m: S, n: HS, k: T, alpha: scale, a: dS, lda: S, b: q.data + qOff, ldb: qStride,
+                                   beta: 1, c: dK + kvOff, ldc: kvStride, split: false)
+                    }
                 }
             }
         }

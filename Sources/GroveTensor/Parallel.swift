@@ -1,12 +1,15 @@
 import Foundation
 
-/// Splits loops over rows across cores (attention heads, elementwise kernels).
+/// Splits loops across cores: GEMM blocks (`BLAS.sgemm`), attention heads, elementwise kernels.
 ///
-/// BLAS runs its own threads inside sgemm; these loops run between GEMMs, so the two
-/// never compete. Chunks are contiguous so each thread streams its own memory.
+/// The one thread pool of the process (OpenBLAS itself runs single-threaded, see BLAS.swift).
+/// Chunks are contiguous so each thread streams its own memory.
 public enum Parallel {
-    /// Worker count for Grove's own loops (defaults to the active processor count).
-    nonisolated(unsafe) public static var threads = ProcessInfo.processInfo.activeProcessorCount
+    /// Worker count: `GROVE_NUM_THREADS` if set, else the active processor count.
+    nonisolated(unsafe) public static var threads: Int = {
+        if let v = getenv("GROVE_NUM_THREADS").flatMap({ Int(String(cString: $0)) }), v > 0 { return v }
+        return ProcessInfo.processInfo.activeProcessorCount
+    }()
 
     /// Calls `body(range)` on disjoint chunks covering 0..<n; serial when the work is small.
     /// `grain` is the smallest number of items worth a thread.

@@ -19,13 +19,13 @@ struct Doctor: ParsableCommand {
     func run() throws {
         let blas = BLAS.shared
         let counts = threads.split(separator: ",").compactMap { Int($0) }
-        let initial = blas.threads
+        let initial = Parallel.threads
         var results: [(Int, Double)] = []
         for n in counts {
-            blas.threads = n
+            Parallel.threads = n
             results.append((n, SgemmBenchmark.gflops(size: size)))
         }
-        blas.threads = initial
+        Parallel.threads = initial
         if json {
             let perThreads = results.map { "\"\($0.0)\": \(String(format: "%.1f", $0.1))" }.joined(separator: ", ")
             print("{\"blas_core\": \"\(blas.coreName)\", \"core_source\": \"\(blas.coreTypeSource)\", \"library\": \"\(blas.libraryPath)\", \"blas_threads\": \(initial), \"cores\": \(ProcessInfo.processInfo.activeProcessorCount), \"sgemm_size\": \(size), \"sgemm_gflops\": {\(perThreads)}, \"grove\": \"\(GroveVersion.string)\"}")

@@ -42,4 +42,26 @@ final class BLASTests: XCTestCase {
         Parallel.threads = 4
         XCTAssertEqual(attention(q, k, v).values, one)
     }
+
+    /// A GEMM split across workers (blocks of rows of C, or of columns when C is wide) equals
+    /// the same GEMM on one thread, for every transpose, with accumulation into C (beta 1).
+    func testSplitGemmEqualsSingleThread() {
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        for (M, K, N) in [(301, 157, 70), (45, 190, 517)] {  // 2·M·N·K above the split threshold; tall and wide C
+            for (tA, tB) in [(false, false), (true, false), (false, true), (true, true)] {
+                let a = randomTensor(tA ? [K, M] : [M, K], seed: 1), b = randomTensor(tB ? [N, K] : [K, N], seed: 2)
+                func run(threads: Int) -> [Float] {
+                    Parallel.threads = threads
+                    let c = randomTensor([M, N], seed: 3)
+                    BLAS.shared.sgemm(tA ? .transpose : .none, tB ? .transpose : .none, m: M, n: N, k: K, alpha: 0.5,
+                                      a: a.data, lda: tA ? M : K, b: b.data, ldb: tB ? K : N, beta: 1, c: c.data, ldc: N)
+                    return c.values
+                }
+                XCTAssertGreaterThanOrEqual(2 * M * N * K, BLAS.splitFlops)
+                let one = run(threads: 1), three = run(threads: 3)
+                XCTAssertLessThan(zip(one, three).map { abs($0 - $1) }.max()!, 1e-4, "M \(M) K \(K) N \(N) tA \(tA) tB \(tB)")
+            }
+        }
+    }
 }
