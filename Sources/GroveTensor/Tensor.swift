@@ -186,10 +186,15 @@ public final class Tensor {
                 stack.append((p, false))
             }
         }
-        for node in order.reversed() {
-            if let fn = node.backwardFn { fn(node) }
+        // Reverse post-order, releasing as it goes: once a node has sent its gradient to its
+        // inputs, its gradient buffer and the activations its backward captured are garbage.
+        // Dropping them here (not after the whole pass) keeps peak memory near the forward's.
+        while let node = order.popLast() {
+            guard let fn = node.backwardFn else { continue }  // a leaf: keeps its gradient
+            fn(node)
             node.backwardFn = nil
             node.parents = []
+            node.gradStorage = nil
         }
     }
 }
