@@ -6,8 +6,9 @@
 1. finds a Python with the reference's pinned torch/transformers/trl: REFERENCE_PYTHON, or
    a copy of ../shared/reference (read-only) in .build/bench/reference whose setup.sh is run
    once there (several GB: PyPI's torch);
-2. runs `grove bench --isolate` (release build), then bench_torch.py --isolate and
-   bench_trl_grpo.py (small model, beta 0.04), one after the other, nothing in parallel;
+2. runs `grove bench --isolate` (release build; the GRPO step on the small model, as the
+   reference's table), then bench_torch.py --isolate and bench_trl_grpo.py (small, beta 0.04),
+   one after the other, nothing in parallel;
 3. writes every JSON line to .build/bench/results.jsonl and prints the table of ratios.
 
 Ratios taken in one run are the only figures that count on a shared machine.
@@ -41,7 +42,7 @@ def reference_python() -> Path:
 def run(cmd, **kw) -> list:
     print("$ " + " ".join(str(c) for c in cmd), file=sys.stderr, flush=True)
     out = subprocess.run([str(c) for c in cmd], check=True, stdout=subprocess.PIPE, text=True, **kw).stdout
-    records = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+    records = [json.loads(l) for l in out.splitlines() if l.startswith('{"')]
     for r in records:
         print(json.dumps(r), file=sys.stderr)
     return records
@@ -58,7 +59,9 @@ def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     python = reference_python()
     subprocess.run(["swift", "build", "-c", "release", "--product", "grove"], cwd=ROOT, check=True)
-    grove = run([ROOT / ".build" / "release" / "grove", "bench", "--isolate"], cwd=ROOT)
+    grove_bin = ROOT / ".build" / "release" / "grove"
+    grove = run([grove_bin, "bench", "--isolate", "--parts", "train,forward,generate"], cwd=ROOT)
+    grove += run([grove_bin, "bench", "--isolate", "--models", "small", "--parts", "grpo"], cwd=ROOT)
     ref_dir = SHARED / "reference"  # the scripts only read from their folder (and ../fixtures)
     torch = run([python, ref_dir / "bench_torch.py", "--isolate", "--skip-matmul"], cwd=WORK)
     trl = run([python, ref_dir / "bench_trl_grpo.py", "--model", "small", "--beta", "0.04"], cwd=WORK)
@@ -97,7 +100,8 @@ def main() -> None:
     print(f"| measurement | Grove | reference | ratio |\n|---|---:|---:|---:|")
     for name, gv, tv, ratio in rows:
         shown = f"{ratio:.0%}" if "GFLOP" in name else f"{ratio:.2f}x"
-        print(f"| {name} | {gv:,.1f} | {tv:,.1f} | {shown} |")
+        digits = 3 if max(gv, tv) < 10 else 1
+        print(f"| {name} | {gv:,.{digits}f} | {tv:,.{digits}f} | {shown} |")
     print(f"\nraw lines: {WORK / 'results.jsonl'}")
 
 
