@@ -19,7 +19,9 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
-        .target(name: "GroveTensor", swiftSettings: fastMath),
+        // The decode-step GEMM, in C for its per-instruction-set builds (target_clones).
+        .target(name: "CGroveKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "GroveTensor", dependencies: ["CGroveKernels"], swiftSettings: fastMath),
         .target(name: "GroveTokenizer"),
         .target(name: "GroveModel", dependencies: ["GroveTensor"], swiftSettings: fastMath),
         .target(name: "GroveData", dependencies: ["GroveTensor", "GroveTokenizer"]),

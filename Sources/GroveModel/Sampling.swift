@@ -74,15 +74,47 @@ public func sampleToken(_ logits: UnsafePointer<Float>, vocab V: Int, options: S
 }
 
 extension Transformer {
-    /// Samples continuations of several prompts at once with a KV cache: the prompts are
-    /// left-padded into one prefill, then every step decodes one token for all unfinished rows
-    /// with one batched forward. Row i draws from `rngs[i]`, so a row's output depends only on
-    /// its own generator, never on the batch. A row stops at a stop token, when `shouldStop`
-    /// (given the row and its tokens so far) says so, or after `maxNewTokens`.
+    /// Rows decoded together by one thread. Groups of a fixed size (not one per thread) keep
+    /// every row's numbers independent of the thread count.
+    public static let decodeGroupRows = 8
+
+    /// Samples continuations of several prompts at once with a KV cache. The rows are cut into
+    /// groups of `decodeGroupRows`, decoded in parallel, one group per thread at a time: at a
+    /// decode step's size, splitting each op across threads costs more in wake-ups than the op
+    /// itself (`Parallel.serially`). In a group the prompts are left-padded into one prefill,
+    /// then every step decodes one token for all its unfinished rows with one batched forward.
+    /// Row i draws from `rngs[i]`, so a row's output depends only on its own generator, never
+    /// on the batch. A row stops at a stop token, when `shouldStop` (given the row and its
+    /// tokens so far) says so, or after `maxNewTokens`.
     public func generate(prompts: [[Int32]], options: SamplingOptions, rngs: [SeededRandom],
                          shouldStop: ((Int, [Int32]) -> Bool)? = nil) -> [GeneratedSequence] {
+        precondition(rngs.count == prompts.count, "generate: one generator per prompt")
+        let groups = stride(from: 0, to: prompts.count, by: Transformer.decodeGroupRows).map {
+            $0..<min($0 + Transformer.decodeGroupRows, prompts.count)
+        }
+        var out = [[GeneratedSequence]](repeating: [], count: groups.count)
+        // Graph recording is switched off here, once: the mode is process-wide, not per thread.
+        GradMode.withoutGrad {
+            out.withUnsafeMutableBufferPointer { results in
+                Parallel.forEach(groups.count) { chunk in
+                    Parallel.serially {
+                        for g in chunk {
+                            let rows = groups[g]
+                            results[g] = generateGroup(prompts: Array(prompts[rows]), options: options, rngs: Array(rngs[rows])) {
+                                shouldStop?(rows.lowerBound + $0, $1) ?? false
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out.flatMap { $0 }
+    }
+
+    /// One group's decode; the caller has switched graph recording off.
+    func generateGroup(prompts: [[Int32]], options: SamplingOptions, rngs: [SeededRandom],
+                       shouldStop: (Int, [Int32]) -> Bool) -> [GeneratedSequence] {
         let B = prompts.count, P = prompts.map(\.count).max() ?? 0, V = config.vocabSize
-        precondition(rngs.count == B, "generate: one generator per prompt")
         var out = prompts.map { _ in GeneratedSequence(tokens: [], logprobs: [], finishReason: .length) }
         guard B > 0, P > 0, options.maxNewTokens > 0 else { return out }
         var rngs = rngs
@@ -95,7 +127,7 @@ extension Transformer {
                 mask[b * P + P - prompt.count + t] = true
             }
         }
-        GradMode.withoutGrad {
+        do {
             let cache = KVCache(config: config, batch: B, capacity: P + options.maxNewTokens)
             var logits = forward(tokens: tokens, batch: B, attentionMask: mask, cache: cache)
             var rowLength = P  // logits rows per batch row in the last forward
@@ -106,7 +138,7 @@ extension Transformer {
                     next[b] = token
                     out[b].tokens.append(token)
                     out[b].logprobs.append(logprob)
-                    if options.stopTokens.contains(token) || shouldStop?(b, out[b].tokens) == true {
+                    if options.stopTokens.contains(token) || shouldStop(b, out[b].tokens) {
                         done[b] = true
                         out[b].finishReason = .stop
                     } else if out[b].tokens.count == options.maxNewTokens {

@@ -1,3 +1,4 @@
+import CGroveKernels
 import Foundation
 
 // OpenBLAS, loaded at run time.
@@ -122,12 +123,23 @@ public final class BLAS: @unchecked Sendable {
     ///
     /// A large product is split across `Parallel.threads` workers along the longer side of C,
     /// each computing its own block of rows (or columns) of C with a single-threaded sgemm.
-    /// `split: false` keeps it on the calling thread (for callers already inside `Parallel`).
+    /// `split: false` keeps it on the calling thread (for callers already inside `Parallel`), as does `Parallel.serially`.
     @inline(__always)
     public func sgemm(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
                       alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                       b: UnsafePointer<Float>, ldb: Int,
                       beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, split: Bool = true) {
+        let split = split && !Parallel.isSerial
+        if m <= BLAS.skinnyRows && transA == .none && transB == .transpose {
+            skinny(m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, split: split)
+        } else {
+            packed(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, split: split)
+        }
+    }
+
+    /// `sgemm` through OpenBLAS, split over workers when large.
+    func packed(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+                b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, split: Bool) {
         let workers = split && 2 * m * n * k >= BLAS.splitFlops ? min(Parallel.threads, max(m, n) / 16) : 1
         if workers <= 1 {
             sgemmFn(101, transA.rawValue, transB.rawValue, Int32(m), Int32(n), Int32(k), alpha,
@@ -151,6 +163,30 @@ public final class BLAS: @unchecked Sendable {
                 sgemmFn(101, transA.rawValue, transB.rawValue, Int32(m), Int32(count), Int32(k), alpha,
                         a, Int32(lda), bBlock, Int32(ldb), beta, c + lo, Int32(ldc))
             }
+        }
+    }
+
+    /// Up to this many rows of A (sequences of a decode step), A · Bᵀ runs in Grove's skinny
+    /// kernel instead of BLAS: BLAS packs all of B first, which for so few rows costs more than
+    /// the multiply (`grove doctor` measures both on a decode-step shape).
+    static let skinnyRows = 16
+
+    /// The instruction set of the skinny decode kernel on this CPU ("avx512f", "avx2", "sse2").
+    public var skinnyISA: String { String(cString: grove_skinny_isa()) }
+
+    /// C = alpha · A · Bᵀ + beta · C for few rows, split over columns of C (blocks of 16).
+    func skinny(m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, split: Bool) {
+        let workers = split && 2 * m * n * k >= BLAS.splitFlops ? min(Parallel.threads, n / 16) : 1
+        if workers <= 1 {
+            grove_sgemm_skinny_nt(Int32(m), 0, Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+            return
+        }
+        let chunk = ((n + workers - 1) / workers + 15) / 16 * 16
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            let lo = w * chunk, hi = min(n, lo + chunk)
+            guard lo < hi else { return }
+            grove_sgemm_skinny_nt(Int32(m), Int32(lo), Int32(hi), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
         }
     }
 }

@@ -11,11 +11,31 @@ public enum Parallel {
         return ProcessInfo.processInfo.activeProcessorCount
     }()
 
-    /// Calls `body(range)` on disjoint chunks covering 0..<n; serial when the work is small.
-    /// `grain` is the smallest number of items worth a thread.
+    /// Marks threads that already run one shard of a parallel job (see `serially`).
+    private static let serialKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
+    /// True on a thread inside `serially`: loops and GEMMs there stay on that thread.
+    public static var isSerial: Bool { pthread_getspecific(serialKey) != nil }
+
+    /// Runs `body` with every `forEach` and `BLAS.sgemm` inside it on the calling thread:
+    /// for work that is itself one of several shards running in parallel (a group of
+    /// sequences being decoded), where splitting each small op again only adds wake-ups.
+    public static func serially<R>(_ body: () -> R) -> R {
+        let outer = isSerial
+        pthread_setspecific(serialKey, UnsafeRawPointer(bitPattern: 1))
+        defer { if !outer { pthread_setspecific(serialKey, nil) } }
+        return body()
+    }
+
+    /// Calls `body(range)` on disjoint chunks covering 0..<n; serial when the work is small
+    /// or when called inside `serially`. `grain` is the smallest number of items worth a thread.
     @inline(__always)
     public static func forEach(_ n: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
-        let workers = min(threads, max(1, n / max(grain, 1)))
+        let workers = isSerial ? 1 : min(threads, max(1, n / max(grain, 1)))
         if workers <= 1 { body(0..<n); return }
         let chunk = (n + workers - 1) / workers
         DispatchQueue.concurrentPerform(iterations: workers) { w in

@@ -17,4 +17,26 @@ public enum SgemmBenchmark {
         let best = (0..<repeats).map { _ in once() }.min()!
         return 2 * Double(n * n * n) / best / 1e9
     }
+
+    /// GFLOP/s of one decode-step product, `rows` × k times a [n, k] weight (A · Bᵀ), through
+    /// Grove's skinny kernel and through OpenBLAS; median of `repeats`, on the current threads.
+    public static func decodeGflops(rows: Int, k: Int, n: Int, repeats: Int = 200) -> (skinny: Double, blas: Double) {
+        var rng = SeededRandom(seed: 0)
+        let a = Tensor.randn([rows, k], rng: &rng), b = Tensor.randn([n, k], rng: &rng)
+        let c = Tensor(zeros: [rows, n])
+        let blas = BLAS.shared
+        func rate(_ run: () -> Void) -> Double {
+            run()
+            let times = (0..<repeats).map { _ -> Double in
+                let start = DispatchTime.now().uptimeNanoseconds
+                run()
+                return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            }.sorted()
+            return 2 * Double(rows * k * n) / times[repeats / 2] / 1e9
+        }
+        let skinny = rate { blas.skinny(m: rows, n: n, k: k, alpha: 1, a: a.data, lda: k, b: b.data, ldb: k, beta: 0, c: c.data, ldc: n, split: true) }
+        let packed = rate { blas.packed(.none, .transpose, m: rows, n: n, k: k, alpha: 1, a: a.data, lda: k, b: b.data, ldb: k,
+                                        beta: 0, c: c.data, ldc: n, split: true) }
+        return (skinny, packed)
+    }
 }

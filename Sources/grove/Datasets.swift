@@ -28,14 +28,19 @@ struct Datasets: ParsableCommand {
         @Option(help: "Seed of the training rows (the held-out rows use seed + 1).")
         var seed: UInt64 = 0
 
+        @Option(help: "Arithmetic only: comma-separated levels of equal weight, e.g. add5,sub5 (default: the quickstart mix).")
+        var levels: String?
+
         func run() throws {
+            guard levels == nil || task == .arithmetic else { throw ValidationError("--levels applies to the arithmetic task only") }
             let dir = URL(fileURLWithPath: out ?? "Datasets/\(task.rawValue)")
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             let train: [TaskRow], eval: [TaskRow]
             switch task {
             case .arithmetic:
-                train = ArithmeticTask.generate(count: trainSize, seed: seed)
-                eval = ArithmeticTask.generate(count: evalSize, seed: seed + 1, excluding: Set(train.map(\.prompt)))
+                let mix = try levels.map { try Generate.mix($0) } ?? ArithmeticTask.defaultMix
+                train = ArithmeticTask.generate(count: trainSize, seed: seed, mix: mix)
+                eval = ArithmeticTask.generate(count: evalSize, seed: seed + 1, mix: mix, excluding: Set(train.map(\.prompt)))
             case .countdown:
                 train = CountdownTask.generate(count: trainSize, seed: seed)
                 eval = CountdownTask.generate(count: evalSize, seed: seed + 1, excluding: Set(train.map(\.prompt)))
@@ -43,6 +48,16 @@ struct Datasets: ParsableCommand {
             try TaskRow.writeJSONL(train, to: dir.appendingPathComponent("train.jsonl"))
             try TaskRow.writeJSONL(eval, to: dir.appendingPathComponent("eval.jsonl"))
             print("wrote \(train.count) training and \(eval.count) held-out rows to \(dir.path)")
+        }
+
+        /// "add5,sub5" → [(add5, 1), (sub5, 1)].
+        static func mix(_ text: String) throws -> [(ArithmeticTask.Level, Double)] {
+            try text.split(separator: ",").map { name in
+                guard let level = ArithmeticTask.Level(name: String(name)) else {
+                    throw ValidationError("--levels: '\(name)' is not a level (addN, subN or mulN, N = 1…12)")
+                }
+                return (level, 1)
+            }
         }
     }
 }

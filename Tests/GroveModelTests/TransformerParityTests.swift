@@ -85,4 +85,28 @@ final class TransformerParityTests: XCTestCase {
         XCTAssertEqual(model.parameterCount, expected["num_parameters"] as! Int)
         XCTAssertEqual(model.config.parameterCount(), expected["num_parameters"] as! Int)
     }
+
+    /// Generation cuts its rows into groups decoded in parallel: every row's tokens and
+    /// log-probs are those it gets when sampled alone, on one thread or two.
+    func testGroupedParallelSamplingEqualsEachRowAlone() {
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        let V = model.config.vocabSize
+        var prompts: [[Int32]] = []
+        for i in 0..<(2 * Transformer.decodeGroupRows + 3) {
+            let length = 2 + i % 5  // lengths 2…6: groups are left-padded
+            prompts.append((0..<length).map { t -> Int32 in Int32((7 * i + 3 * t + 1) % V) })
+        }
+        let rngs = prompts.indices.map { SeededRandom(seed: 5, streams: [UInt64($0)]) }
+        let options = SamplingOptions(temperature: 1, maxNewTokens: 6)
+        let alone = prompts.indices.map { model.generate(prompts: [prompts[$0]], options: options, rngs: [rngs[$0]])[0] }
+        for threads in [1, 2] {
+            Parallel.threads = threads
+            let together = model.generate(prompts: prompts, options: options, rngs: rngs)
+            for (i, (a, b)) in zip(alone, together).enumerated() {
+                XCTAssertEqual(a.tokens, b.tokens, "row \(i), \(threads) threads")
+                for (x, y) in zip(a.logprobs, b.logprobs) { XCTAssertEqual(x, y, accuracy: 1e-5, "row \(i)") }
+            }
+        }
+    }
 }

@@ -64,4 +64,36 @@ final class BLASTests: XCTestCase {
             }
         }
     }
+
+    /// The skinny decode kernel (few rows of A times Bᵀ, no packing) against a double-precision
+    /// loop: row counts 1…skinnyRows, K with and without a 16-float tail, N with and without a
+    /// 4-column tail, padded leading dimensions, alpha and beta, on one and two threads.
+    func testSkinnyKernelAgainstPlainLoops() {
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        for (M, K, N) in [(1, 16, 4), (3, 37, 7), (7, 40, 9), (BLAS.skinnyRows, 129, 1029)] {
+            let lda = K + 3, ldb = K + 5, ldc = N + 2
+            let a = randomTensor([M, lda], seed: 11), b = randomTensor([N, ldb], seed: 12), c0 = randomTensor([M, ldc], seed: 13)
+            for threads in [1, 2] {
+                Parallel.threads = threads
+                let c = Tensor(c0.values, shape: c0.shape)
+                BLAS.shared.sgemm(.none, .transpose, m: M, n: N, k: K, alpha: 0.5, a: a.data, lda: lda, b: b.data, ldb: ldb,
+                                  beta: 2, c: c.data, ldc: ldc)
+                var worst = 0.0
+                for i in 0..<M {
+                    for j in 0..<ldc {
+                        var expected = Double(c0.data[i * ldc + j])
+                        if j < N {
+                            var dot = 0.0
+                            for k in 0..<K { dot += Double(a.data[i * lda + k]) * Double(b.data[j * ldb + k]) }
+                            expected = 0.5 * dot + 2 * expected
+                        }
+                        worst = max(worst, abs(expected - Double(c.data[i * ldc + j])))
+                    }
+                }
+                XCTAssertLessThan(worst, 1e-4, "M \(M) K \(K) N \(N) threads \(threads)")
+            }
+        }
+        XCTAssertTrue(["avx512f", "avx2", "sse2"].contains(BLAS.shared.skinnyISA))
+    }
 }
