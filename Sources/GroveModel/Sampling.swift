@@ -127,28 +127,26 @@ extension Transformer {
                 mask[b * P + P - prompt.count + t] = true
             }
         }
-        do {
-            let cache = KVCache(config: config, batch: B, capacity: P + options.maxNewTokens)
-            var logits = forward(tokens: tokens, batch: B, attentionMask: mask, cache: cache)
-            var rowLength = P  // logits rows per batch row in the last forward
-            for _ in 0..<options.maxNewTokens {
-                var next = [Int32](repeating: pad, count: B)
-                for b in 0..<B where !done[b] {
-                    let (token, logprob) = sampleToken(logits.data + ((b + 1) * rowLength - 1) * V, vocab: V, options: options, rng: &rngs[b])
-                    next[b] = token
-                    out[b].tokens.append(token)
-                    out[b].logprobs.append(logprob)
-                    if options.stopTokens.contains(token) || shouldStop(b, out[b].tokens) {
-                        done[b] = true
-                        out[b].finishReason = .stop
-                    } else if out[b].tokens.count == options.maxNewTokens {
-                        done[b] = true
-                    }
+        let cache = KVCache(config: config, batch: B, capacity: P + options.maxNewTokens)
+        var logits = forward(tokens: tokens, batch: B, attentionMask: mask, cache: cache)
+        var rowLength = P  // logits rows per batch row in the last forward
+        for _ in 0..<options.maxNewTokens {
+            var next = [Int32](repeating: pad, count: B)
+            for b in 0..<B where !done[b] {
+                let (token, logprob) = sampleToken(logits.data + ((b + 1) * rowLength - 1) * V, vocab: V, options: options, rng: &rngs[b])
+                next[b] = token
+                out[b].tokens.append(token)
+                out[b].logprobs.append(logprob)
+                if options.stopTokens.contains(token) || shouldStop(b, out[b].tokens) {
+                    done[b] = true
+                    out[b].finishReason = .stop
+                } else if out[b].tokens.count == options.maxNewTokens {
+                    done[b] = true
                 }
-                if done.allSatisfy({ $0 }) { break }
-                logits = forward(tokens: next, batch: B, attentionMask: done.map { !$0 }, cache: cache)
-                rowLength = 1
             }
+            if done.allSatisfy({ $0 }) { break }
+            logits = forward(tokens: next, batch: B, attentionMask: done.map { !$0 }, cache: cache)
+            rowLength = 1
         }
         return out
     }

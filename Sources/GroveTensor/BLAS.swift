@@ -146,23 +146,29 @@ public final class BLAS: @unchecked Sendable {
                     a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
             return
         }
-        let alongRows = m >= n, extent = alongRows ? m : n
-        // Blocks are multiples of 16 rows/columns, the kernels' register tile.
-        let chunk = ((extent + workers - 1) / workers + 15) / 16 * 16
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
-            let lo = w * chunk, count = min(extent, lo + chunk) - lo
-            guard count > 0 else { return }
+        let alongRows = m >= n
+        BLAS.blocks(of: alongRows ? m : n, workers: workers) { lo, hi in
             if alongRows {
-                // Rows lo..<lo+count of op(A) and of C.
+                // Rows lo..<hi of op(A) and of C.
                 let aBlock = transA == .none ? a + lo * lda : a + lo
-                sgemmFn(101, transA.rawValue, transB.rawValue, Int32(count), Int32(n), Int32(k), alpha,
+                sgemmFn(101, transA.rawValue, transB.rawValue, Int32(hi - lo), Int32(n), Int32(k), alpha,
                         aBlock, Int32(lda), b, Int32(ldb), beta, c + lo * ldc, Int32(ldc))
             } else {
-                // Columns lo..<lo+count of op(B) and of C.
+                // Columns lo..<hi of op(B) and of C.
                 let bBlock = transB == .none ? b + lo : b + lo * ldb
-                sgemmFn(101, transA.rawValue, transB.rawValue, Int32(m), Int32(count), Int32(k), alpha,
+                sgemmFn(101, transA.rawValue, transB.rawValue, Int32(m), Int32(hi - lo), Int32(k), alpha,
                         a, Int32(lda), bBlock, Int32(ldb), beta, c + lo, Int32(ldc))
             }
+        }
+    }
+
+    /// Runs `body(lo, hi)` on `workers` threads, one contiguous block of 0..<extent each; blocks
+    /// are multiples of 16 rows/columns (the kernels' register tiles), so the last may be short or empty.
+    static func blocks(of extent: Int, workers: Int, _ body: (Int, Int) -> Void) {
+        let chunk = ((extent + workers - 1) / workers + 15) / 16 * 16
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            let lo = w * chunk, hi = min(extent, lo + chunk)
+            if lo < hi { body(lo, hi) }
         }
     }
 
@@ -182,10 +188,7 @@ public final class BLAS: @unchecked Sendable {
             grove_sgemm_skinny_nt(Int32(m), 0, Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
             return
         }
-        let chunk = ((n + workers - 1) / workers + 15) / 16 * 16
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
-            let lo = w * chunk, hi = min(n, lo + chunk)
-            guard lo < hi else { return }
+        BLAS.blocks(of: n, workers: workers) { lo, hi in
             grove_sgemm_skinny_nt(Int32(m), Int32(lo), Int32(hi), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
         }
     }
