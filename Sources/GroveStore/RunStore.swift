@@ -101,6 +101,19 @@ public final class RunStore {
             .map { (Int($0.int(0) ?? 0), $0.double(1) ?? .nan) }
     }
 
+    /// A stage's (step, value) series of one metric over a run and the runs it resumed (a step
+    /// logged again by a later run counts once, with the later value), in step order.
+    public func stageMetric(run: Int64, stage: String, name: String) throws -> [(step: Int, value: Double)] {
+        let rows = try database.query("""
+            WITH RECURSIVE chain(id) AS (SELECT ? UNION ALL SELECT runs.resumed_from FROM runs JOIN chain ON runs.id = chain.id
+                                         WHERE runs.resumed_from IS NOT NULL)
+            SELECT step, value FROM metrics WHERE run_id IN chain AND stage = ? AND name = ? ORDER BY step, run_id
+            """, [.int(run), .text(stage), .text(name)])
+        var byStep: [Int: Double] = [:]
+        for row in rows { byStep[Int(row.int(0) ?? 0)] = row.double(1) ?? .nan }
+        return byStep.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
     /// The metric names a run logged.
     public func metricNames(run: Int64) throws -> [String] {
         try database.query("SELECT DISTINCT name FROM metrics WHERE run_id = ? ORDER BY name", [.int(run)]).compactMap { $0.text(0) }

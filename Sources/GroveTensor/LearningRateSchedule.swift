@@ -9,6 +9,17 @@ public enum LearningRateSchedule: Equatable {
     /// Linear warm-up, then multiplied by `gamma` every `stepSize` steps.
     case warmupStep(warmupSteps: Int, stepSize: Int, gamma: Float)
 
+    /// The same shape over `steps` steps instead of `from` (every step count scaled by steps / from,
+    /// at least 1): a warm restart of a schedule for a run of another length.
+    public func stretched(from: Int, to steps: Int) -> LearningRateSchedule {
+        func scale(_ n: Int) -> Int { n == 0 ? 0 : max(1, Int((Double(n) * Double(steps) / Double(max(from, 1))).rounded())) }
+        switch self {
+        case .constant: return .constant
+        case .warmupCosine(let warmup, _, let minRatio): return .warmupCosine(warmupSteps: scale(warmup), totalSteps: steps, minRatio: minRatio)
+        case .warmupStep(let warmup, let size, let gamma): return .warmupStep(warmupSteps: scale(warmup), stepSize: scale(size), gamma: gamma)
+        }
+    }
+
     /// The rate at 0-based `step`.
     public func lr(step: Int, base: Float) -> Float {
         switch self {

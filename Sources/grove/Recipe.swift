@@ -49,7 +49,9 @@ struct Recipe {
     /// One stage of the run, in order.
     enum Stage {
         case sft(SFTConfig)
-        case grpo(GRPOConfig, rewards: [RewardSpec])
+        /// `sftControl`: also train the stage's starting model by further SFT (the nearest earlier sft
+        /// stage's settings) for the wall time the GRPO steps took, and report both.
+        case grpo(GRPOConfig, rewards: [RewardSpec], sftControl: Bool)
 
         var kind: String {
             switch self {
@@ -125,6 +127,11 @@ extension Recipe {
         let stageList = try r.sequence(try top.required("stages"), "stages")
         if stageList.isEmpty { throw r.error(try top.required("stages"), "stages", "needs at least one stage") }
         stages = try stageList.enumerated().map { try Recipe.readStage($1, path: "stages.\($0)", r) }
+        for (i, stage) in stages.enumerated() {
+            if case .grpo(_, _, sftControl: true) = stage, Recipe.controlSource(before: i, in: stages) == nil {
+                throw r.error(stageList[i], "stages.\(i).grpo.sft_control", "needs an sft stage before this grpo stage (its settings are what the control repeats)")
+            }
+        }
     }
 
     static func readModel(_ value: RecipeValue, _ r: RecipeReader) throws -> ModelSource {
@@ -194,6 +201,12 @@ extension Recipe {
         }
     }
 
+    /// Index and settings of the sft stage nearest before stage `index`: what an `sft_control` repeats.
+    static func controlSource(before index: Int, in stages: [Stage]) -> (index: Int, config: SFTConfig)? {
+        for i in stride(from: index - 1, through: 0, by: -1) { if case .sft(let c) = stages[i] { return (i, c) } }
+        return nil
+    }
+
     enum ScheduleKind: String, CaseIterable { case constant, warmup_cosine, warmup_step }
 
     static func readSFT(_ value: RecipeValue, path: String, _ r: RecipeReader) throws -> SFTConfig {
@@ -236,7 +249,7 @@ extension Recipe {
                                                      "max_new_tokens", "stop", "beta", "epsilon", "epsilon_high", "loss", "scale_rewards",
                                                      "iterations", "lr", "schedule", "warmup_steps", "min_lr_ratio", "weight_decay",
                                                      "max_grad_norm", "mask_truncated", "dynamic_sampling", "ref_refresh_every",
-                                                     "eval_every", "checkpoint_every", "rewards"])
+                                                     "eval_every", "checkpoint_every", "rewards", "sft_control"])
         let steps = try r.int(try s.required("steps"), s.path("steps"), min: 1)
         let maxNew = try s.int("max_new_tokens", default: 64, min: 1)
         var sampling = SamplingOptions(temperature: Float(try s.double("temperature", default: 1, range: 0...10)), maxNewTokens: maxNew)
@@ -280,7 +293,7 @@ extension Recipe {
         let rewardList = try r.sequence(try s.required("rewards"), s.path("rewards"))
         if rewardList.isEmpty { throw r.error(try s.required("rewards"), s.path("rewards"), "needs at least one reward") }
         let rewards = try rewardList.enumerated().map { try readReward($1, path: s.path("rewards.\($0)"), r) }
-        return .grpo(config, rewards: rewards)
+        return .grpo(config, rewards: rewards, sftControl: try s.bool("sft_control", default: false))
     }
 
     static func readReward(_ value: RecipeValue, path: String, _ r: RecipeReader) throws -> RewardSpec {

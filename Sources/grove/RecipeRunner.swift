@@ -73,40 +73,15 @@ final class RecipeRunner {
             progress.note("before training: " + RecipeRunner.summary(before!))
         }
         var after = before ?? [:]
-        var trainSeconds = 0.0, trainTokens = 0.0
+        var trainSeconds = 0.0, trainTokens = 0.0, controls: [String] = []
         let firstStage = restored?.state.stageIndex ?? 0
         for (index, stage) in recipe.stages.enumerated() where index >= firstStage {
             try store.beginStage(run: runID, index: index, kind: stage.kind)
             let label = "\(index):\(stage.kind)"
             let resumeHere = restored.flatMap { $0.state.stageIndex == index ? $0 : nil }
-            let stageStart = progress.elapsed
-            var firstStep = resumeHere?.state.step ?? 0
-            // Trainer events → progress bar and run.sqlite, the same for every stage kind.
-            var pendingRollouts: [StoredRollout] = []
-            let onEvent: (TrainingEvent) -> Void = { [self] event in
-                switch event {
-                case .rollouts(_, let records):
-                    pendingRollouts = records.map(RecipeRunner.stored)
-                case .step(let step, let total, let metrics):
-                    do {
-                        try store.logStep(run: runID, stage: label, step: step, rollouts: pendingRollouts, metrics: metrics, wallTime: progress.elapsed)
-                    } catch { progress.note("warning: could not write step \(step) to run.sqlite: \(error)") }
-                    pendingRollouts = []
-                    let m = Dictionary(metrics, uniquingKeysWith: { a, _ in a })
-                    trainTokens += (m["train/tokens_per_second"] ?? m["tokens_per_second"] ?? 0) * (m["train/step_time"] ?? m["time/step"] ?? 0)
-                    if firstStep >= step { firstStep = step - 1 }
-                    progress.step(stage: stage.kind, step: step, of: total, stageStart: stageStart, firstStep: firstStep,
-                                  fields: RecipeRunner.progressFields(m))
-                case .evaluation(let step, let metrics):
-                    try? store.log(run: runID, stage: label, step: step, metrics: metrics, wallTime: progress.elapsed)
-                    after = Dictionary(metrics, uniquingKeysWith: { a, _ in a })
-                    progress.note("[\(stage.kind)] step \(step): " + RecipeRunner.summary(after))
-                case .warning(let text):
-                    progress.note("warning: \(text)")
-                case .checkpoint:
-                    break
-                }
-            }
+            let log = StageLog(label: label, kind: stage.kind, store: store, runID: runID, progress: progress,
+                               firstStep: resumeHere?.state.step ?? 0)
+            let atStart = after
             let evaluate: (Transformer, Int) throws -> [String: Double] = { model, _ in evaluator.evaluate(model).metrics }
             let save: (Int, TrainingStream.Position, AdamW, Transformer?) throws -> Void = { [self] step, position, optimizer, reference in
                 let state = TrainerState(stageIndex: index, step: step, dataPosition: position, seed: recipe.seed, runID: runID)
@@ -114,20 +89,20 @@ final class RecipeRunner {
                                                       reference: reference, under: checkpoints)
                 progress.note("checkpoint: \(dir.path)")
             }
-            let evalEvery: Int, lastStep: Int
+            let lastStep: Int
+            var controlStart: Transformer?
             switch stage {
             case .sft(let config):
-                evalEvery = config.evalEvery
                 let stream = TrainingStream(file: trainFile, rows: trainRows, format: recipe.data.format, tokenizer: tokenizer,
                                             maxLength: config.maxLength, seed: recipe.seed &+ UInt64(index))
                 let trainer = SFTTrainer(model: model, data: stream, config: config)
                 if let r = resumeHere { try trainer.restore(step: r.state.step, optimizerState: r.optimizer, dataPosition: r.state.dataPosition) }
                 trainer.evaluate = evaluate
                 trainer.checkpoint = { t in try save(t.step, t.data.position, t.optimizer, nil) }
-                try trainer.train(onEvent: onEvent)
+                try trainer.train(onEvent: log.handle)
                 lastStep = trainer.step
-            case .grpo(let config, let specs):
-                evalEvery = config.evalEvery
+            case .grpo(let config, let specs, let sftControl):
+                if sftControl { controlStart = try controlStartModel(stage: index, model: model, resuming: resumeHere != nil) }
                 let stream = TrainingStream(file: trainFile, rows: trainRows, format: recipe.data.format, tokenizer: tokenizer,
                                             maxLength: 1 << 20, seed: recipe.seed &+ UInt64(index))
                 let trainer = GRPOTrainer(policy: model, tokenizer: tokenizer, prompts: stream, rewards: try rewards(specs),
@@ -138,22 +113,73 @@ final class RecipeRunner {
                 }
                 trainer.evaluate = evaluate
                 trainer.checkpoint = { t in try save(t.step, t.prompts.position, t.optimizer, t.reference) }
-                try trainer.train(onEvent: onEvent)
+                try trainer.train(onEvent: log.handle)
                 lastStep = trainer.step
             }
             if let r = resumeHere { progress.note("resumed \(label) at step \(r.state.step) from \(checkpoint!.lastPathComponent)") }
-            trainSeconds += progress.elapsed - stageStart
-            if evalEvery == 0 {
-                after = evaluator.evaluate(model).metrics
-                try store.log(run: runID, stage: label, step: lastStep, metrics: after.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
-                              wallTime: progress.elapsed)
+            trainSeconds += progress.elapsed - log.start
+            trainTokens += log.tokens
+            // A stage without eval_every is evaluated once at its end.
+            if log.lastEvaluation == nil { log.handle(.evaluation(step: lastStep, metrics: evaluator.evaluate(model).metrics.sorted { $0.key < $1.key })) }
+            after = log.lastEvaluation!
+            if let start = controlStart {
+                controls += try runControl(stage: index, grpoSteps: lastStep, start: start, before: atStart, grpo: after, store: store,
+                                               runID: runID, trainFile: trainFile, trainRows: trainRows, tokenizer: tokenizer, evaluator: evaluator)
             }
             try store.endStage(run: runID, index: index)
         }
         let final = recipe.outputDir.appendingPathComponent("final")
         try model.save(to: final)
         try tokenizer.save(to: final)
-        report(before: before, after: after, trainSeconds: trainSeconds, trainTokens: trainTokens, final: final)
+        report(before: before, after: after, trainSeconds: trainSeconds, trainTokens: trainTokens, controls: controls, final: final)
+    }
+
+    /// The model a grpo stage with `sft_control` starts from, kept for the control: saved to
+    /// `output_dir/control-start-<stage>` when the stage begins, read back when it is resumed.
+    func controlStartModel(stage index: Int, model: Transformer, resuming: Bool) throws -> Transformer {
+        let dir = recipe.outputDir.appendingPathComponent("control-start-\(index)")
+        if resuming {
+            guard FileManager.default.fileExists(atPath: dir.appendingPathComponent("config.json").path) else {
+                throw RunError("stage \(index) has sft_control but \(dir.path), the model it started from, is missing: the control cannot be run")
+            }
+            return try Transformer.load(from: dir)
+        }
+        try model.save(to: dir)
+        return model.clone()
+    }
+
+    /// The SFT control of a grpo stage: the model the stage started from, trained with the nearest
+    /// earlier sft stage's settings for as many steps as fit in the GRPO steps' wall time
+    ///   steps = Σ GRPO step times / mean step time of that sft stage   (both from run.sqlite)
+    /// with its schedule restarted over those steps, then evaluated. The run's model stays GRPO's.
+    /// Returns the report's lines.
+    func runControl(stage index: Int, grpoSteps: Int, start: Transformer, before: [String: Double], grpo: [String: Double],
+                    store: RunStore, runID: Int64, trainFile: JSONLFile, trainRows: [Int], tokenizer: Tokenizer,
+                    evaluator: Evaluator) throws -> [String] {
+        let source = Recipe.controlSource(before: index, in: recipe.stages)!
+        let grpoSeconds = try store.stageMetric(run: runID, stage: "\(index):grpo", name: "time/step").map(\.value).reduce(0, +)
+        let sftTimes = try store.stageMetric(run: runID, stage: "\(source.index):sft", name: "train/step_time").map(\.value)
+        guard !sftTimes.isEmpty else { throw RunError("sft_control of stage \(index): run.sqlite holds no step times of stage \(source.index) (sft)") }
+        let sftStep = sftTimes.reduce(0, +) / Double(sftTimes.count)
+        var config = source.config
+        config.steps = max(1, Int((grpoSeconds / sftStep).rounded()))
+        config.schedule = config.schedule.stretched(from: source.config.steps, to: config.steps)
+        config.evalEvery = 0
+        config.checkpointEvery = 0
+        let label = "\(index):sft_control"
+        progress.note("sft_control: \(config.steps) SFT steps from the model stage \(index) started from (GRPO took \(Progress.clock(grpoSeconds)), SFT \(String(format: "%.2f", sftStep)) s a step)")
+        let log = StageLog(label: label, kind: "sft_control", store: store, runID: runID, progress: progress, firstStep: 0)
+        let stream = TrainingStream(file: trainFile, rows: trainRows, format: recipe.data.format, tokenizer: tokenizer,
+                                    maxLength: config.maxLength, seed: recipe.seed &+ UInt64(index))
+        try SFTTrainer(model: start, data: stream, config: config).train(onEvent: log.handle)
+        let controlSeconds = progress.elapsed - log.start
+        log.handle(.evaluation(step: config.steps, metrics: evaluator.evaluate(start).metrics.sorted { $0.key < $1.key }))
+        let control = log.lastEvaluation!
+        func accuracy(_ m: [String: Double]) -> String { m["eval/accuracy"].map { String(format: "%5.1f%%", 100 * $0) } ?? "    –" }
+        return [String(format: "control (stage %d): the same time of further SFT instead of GRPO", index),
+                "  start of the stage:                        \(accuracy(before))",
+                "  \("+ \(grpoSteps) GRPO steps (\(Progress.clock(grpoSeconds))):".padding(toLength: 42, withPad: " ", startingAt: 0)) \(accuracy(grpo))",
+                "  \("+ \(config.steps) SFT steps (\(Progress.clock(controlSeconds))):".padding(toLength: 42, withPad: " ", startingAt: 0)) \(accuracy(control))"]
     }
 
     /// The model and tokenizer: from the checkpoint being resumed, a Hugging Face folder, or made new.
@@ -203,7 +229,7 @@ final class RecipeRunner {
         let maxLength = recipe.stages.map { stage -> Int in
             switch stage {
             case .sft(let c): return c.maxLength
-            case .grpo(let c, _): return 512 + c.sampling.maxNewTokens
+            case .grpo(let c, _, _): return 512 + c.sampling.maxNewTokens
             }
         }.max() ?? 256
         let evaluator = Evaluator(examples: examples, tokenizer: tokenizer, maxNewTokens: recipe.eval.maxNewTokens, maxLength: maxLength,
@@ -268,7 +294,7 @@ final class RecipeRunner {
         return parts.joined(separator: ", ")
     }
 
-    func report(before: [String: Double]?, after: [String: Double], trainSeconds: Double, trainTokens: Double, final: URL) {
+    func report(before: [String: Double]?, after: [String: Double], trainSeconds: Double, trainTokens: Double, controls: [String], final: URL) {
         var lines = ["", "== \(recipe.name): report =="]
         if let b = before?["eval/accuracy"], let a = after["eval/accuracy"] {
             lines.append(String(format: "held-out accuracy: %.1f%% → %.1f%% (%d problems)", 100 * b, 100 * a, recipe.eval.samples))
@@ -281,9 +307,55 @@ final class RecipeRunner {
         if let l = after["eval/loss"] { lines.append(String(format: "held-out loss: %.4f", l)) }
         lines.append(String(format: "training time: %@ (%.0f tokens/s); whole run %@", Progress.clock(trainSeconds),
                             trainTokens / max(trainSeconds, 1e-9), Progress.clock(progress.elapsed)))
+        lines += controls
         lines.append("model: \(final.path)")
         lines.append("metrics: \(recipe.outputDir.appendingPathComponent("run.sqlite").path)")
         progress.note(lines.joined(separator: "\n"))
+    }
+}
+
+/// Routes one stage's trainer events to the progress bar and run.sqlite, the same for every stage kind.
+final class StageLog {
+    let label: String, kind: String
+    let store: RunStore, runID: Int64, progress: Progress
+    /// Wall time (of the run) at which the stage began.
+    let start: Double
+    var firstStep: Int
+    /// Training tokens processed in this stage.
+    private(set) var tokens = 0.0
+    /// The newest held-out evaluation.
+    private(set) var lastEvaluation: [String: Double]?
+    private var pendingRollouts: [StoredRollout] = []
+
+    init(label: String, kind: String, store: RunStore, runID: Int64, progress: Progress, firstStep: Int) {
+        self.label = label; self.kind = kind; self.store = store; self.runID = runID; self.progress = progress
+        self.firstStep = firstStep
+        start = progress.elapsed
+    }
+
+    func handle(_ event: TrainingEvent) {
+        switch event {
+        case .rollouts(_, let records):
+            pendingRollouts = records.map(RecipeRunner.stored)
+        case .step(let step, let total, let metrics):
+            do {
+                try store.logStep(run: runID, stage: label, step: step, rollouts: pendingRollouts, metrics: metrics, wallTime: progress.elapsed)
+            } catch { progress.note("warning: could not write step \(step) to run.sqlite: \(error)") }
+            pendingRollouts = []
+            let m = Dictionary(metrics, uniquingKeysWith: { a, _ in a })
+            tokens += (m["train/tokens_per_second"] ?? m["tokens_per_second"] ?? 0) * (m["train/step_time"] ?? m["time/step"] ?? 0)
+            if firstStep >= step { firstStep = step - 1 }
+            progress.step(stage: kind, step: step, of: total, stageStart: start, firstStep: firstStep, fields: RecipeRunner.progressFields(m))
+        case .evaluation(let step, let metrics):
+            do { try store.log(run: runID, stage: label, step: step, metrics: metrics, wallTime: progress.elapsed) }
+            catch { progress.note("warning: could not write the evaluation of step \(step) to run.sqlite: \(error)") }
+            lastEvaluation = Dictionary(metrics, uniquingKeysWith: { a, _ in a })
+            progress.note("[\(kind)] step \(step): " + RecipeRunner.summary(lastEvaluation!))
+        case .warning(let text):
+            progress.note("warning: \(text)")
+        case .checkpoint:
+            break
+        }
     }
 }
 

@@ -63,4 +63,18 @@ final class RecipeTests: XCTestCase {
         XCTAssertTrue(error("seed: 0", "seed: [0").hasPrefix("bad.yaml:"), "YAML syntax errors are located")
         XCTAssertTrue(error("output_dir: runs/quickstart", "outputdir: runs/quickstart").contains("(did you mean 'output_dir'?)"))
     }
+
+    func testSFTControlNeedsAnEarlierSFTStage() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("control-\(UUID().uuidString).yaml").path
+        try """
+        model: {path: Recipes}
+        data: {train: Datasets/arithmetic/eval.jsonl, task: arithmetic}
+        stages:
+          - grpo: {steps: 2, sft_control: true, rewards: [{task: {weight: 1}}]}
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try Recipe.load(path: path)) {
+            XCTAssertEqual("\($0)".replacingOccurrences(of: path, with: "r.yaml"),
+                           "r.yaml:4: stages.0.grpo.sft_control: needs an sft stage before this grpo stage (its settings are what the control repeats)")
+        }
+    }
 }

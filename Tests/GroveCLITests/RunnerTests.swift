@@ -2,11 +2,12 @@ import Foundation
 import XCTest
 @testable import grove
 @testable import GroveStore
+import GroveModel
 
 /// A whole tiny recipe through the runner: data, tokenizer training, SFT, evaluation,
 /// checkpoints, run.sqlite, and a resume that reproduces the uninterrupted losses.
 final class RunnerTests: XCTestCase {
-    func recipe(output: URL, steps: Int, grpoSteps: Int = 0) throws -> Recipe {
+    func recipe(output: URL, steps: Int, grpoSteps: Int = 0, control: Bool = false) throws -> Recipe {
         FileManager.default.changeCurrentDirectoryPath(RecipeTests.root.path)
         let text = """
         name: tiny
@@ -18,7 +19,7 @@ final class RunnerTests: XCTestCase {
         data: {train: Datasets/arithmetic/eval.jsonl, eval_size: 8, task: arithmetic}
         stages:
           - sft: {steps: \(steps), batch_size: 8, micro_batch_size: 4, lr: 3e-3, max_length: 96, checkpoint_every: 3, eval_every: 3}
-        \(grpoSteps == 0 ? "" : "  - grpo: {steps: \(grpoSteps), prompts_per_step: 2, group_size: 4, max_new_tokens: 6, lr: 1e-3, checkpoint_every: 2, rewards: [{task: {weight: 1}}, {length: {max_length: 6, weight: 0.1}}]}")
+        \(grpoSteps == 0 ? "" : "  - grpo: {steps: \(grpoSteps), prompts_per_step: 2, group_size: 4, max_new_tokens: 6, lr: 1e-3, checkpoint_every: 2, sft_control: \(control), rewards: [{task: {weight: 1}}, {length: {max_length: 6, weight: 0.1}}]}")
         eval: {samples: 4, max_new_tokens: 8}
         """
         let file = output.deletingLastPathComponent().appendingPathComponent("tiny-\(UUID().uuidString).yaml")
@@ -50,6 +51,27 @@ final class RunnerTests: XCTestCase {
         try RecipeRunner(recipe: try recipe(output: resumed, steps: 3, grpoSteps: 2), resume: false).run()
         try RecipeRunner(recipe: try recipe(output: resumed, steps: 3, grpoSteps: 4), resume: true).run()
         XCTAssertEqual(try losses(resumed, metric: "reward"), Array(rewards.dropFirst(2)))
+    }
+
+    /// sft_control: the model the GRPO stage started from gets further SFT for the GRPO steps' wall
+    /// time (Σ GRPO step times / mean SFT step time, both as run.sqlite holds them), is evaluated
+    /// under its own stage label, and leaves the run's final model (GRPO's) alone.
+    func testSFTControlTrainsTheStartModelForTheGRPOTime() throws {
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("grove-control-\(UUID().uuidString)/run")
+        try RecipeRunner(recipe: try recipe(output: output, steps: 3, grpoSteps: 4, control: true), resume: false).run()
+        let store = try RunStore(path: output.appendingPathComponent("run.sqlite"))
+        let grpoSeconds = try store.stageMetric(run: 1, stage: "1:grpo", name: "time/step").map(\.value).reduce(0, +)
+        let sftTimes = try store.stageMetric(run: 1, stage: "0:sft", name: "train/step_time").map(\.value)
+        XCTAssertEqual(sftTimes.count, 3)
+        let expected = max(1, Int((grpoSeconds / (sftTimes.reduce(0, +) / 3)).rounded()))
+        XCTAssertEqual(try store.stageMetric(run: 1, stage: "1:sft_control", name: "train/loss").count, expected)
+        XCTAssertEqual(try store.stageMetric(run: 1, stage: "1:sft_control", name: "eval/accuracy").map(\.step), [expected])
+        // The final model is the GRPO one, as its last checkpoint holds it.
+        let final = try Transformer.load(from: output.appendingPathComponent("final"))
+        let grpo = try Transformer.load(from: output.appendingPathComponent("checkpoints/checkpoint-s01-0000004"))
+        let start = try Transformer.load(from: output.appendingPathComponent("control-start-1"))
+        XCTAssertEqual(final.parameters[0].values, grpo.parameters[0].values)
+        XCTAssertNotEqual(final.parameters[0].values, start.parameters[0].values)
     }
 
     func testRunCheckpointsAndResumesIdentically() throws {
