@@ -175,11 +175,13 @@ final class RecipeRunner {
         let controlSeconds = progress.elapsed - log.start
         log.handle(.evaluation(step: config.steps, metrics: evaluator.evaluate(start).metrics.sorted { $0.key < $1.key }))
         let control = log.lastEvaluation!
-        func accuracy(_ m: [String: Double]) -> String { m["eval/accuracy"].map { String(format: "%5.1f%%", 100 * $0) } ?? "    –" }
-        return [String(format: "control (stage %d): the same time of further SFT instead of GRPO", index),
-                "  start of the stage:                        \(accuracy(before))",
-                "  \("+ \(grpoSteps) GRPO steps (\(Progress.clock(grpoSeconds))):".padding(toLength: 42, withPad: " ", startingAt: 0)) \(accuracy(grpo))",
-                "  \("+ \(config.steps) SFT steps (\(Progress.clock(controlSeconds))):".padding(toLength: 42, withPad: " ", startingAt: 0)) \(accuracy(control))"]
+        func row(_ label: String, _ m: [String: Double]) -> String {
+            "  " + label.padding(toLength: 34, withPad: " ", startingAt: 0) + (m["eval/accuracy"].map { String(format: "%5.1f%%", 100 * $0) } ?? "    –")
+        }
+        return ["control (stage \(index)): the same time of further SFT instead of GRPO",
+                row("start of the stage:", before),
+                row("+ \(grpoSteps) GRPO steps (\(Progress.clock(grpoSeconds))):", grpo),
+                row("+ \(config.steps) SFT steps (\(Progress.clock(controlSeconds))):", control)]
     }
 
     /// The model and tokenizer: from the checkpoint being resumed, a Hugging Face folder, or made new.
