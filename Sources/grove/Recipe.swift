@@ -49,9 +49,7 @@ struct Recipe {
     /// One stage of the run, in order.
     enum Stage {
         case sft(SFTConfig)
-        /// `sftControl`: also train the stage's starting model by further SFT (the nearest earlier sft
-        /// stage's settings) for the wall time the GRPO steps took, and report both.
-        case grpo(GRPOConfig, rewards: [RewardSpec], sftControl: Bool)
+        case grpo(GRPOStage)
 
         var kind: String {
             switch self {
@@ -59,6 +57,17 @@ struct Recipe {
             case .grpo: return "grpo"
             }
         }
+    }
+
+    /// A grpo stage: trainer settings, rewards, where its prompts come from, and the control.
+    struct GRPOStage {
+        var config: GRPOConfig
+        var rewards: [RewardSpec]
+        /// The stage's prompt file (same format as data.train), or nil for data.train.
+        var prompts: URL?
+        /// Also train the stage's starting model by further SFT (the nearest earlier sft stage's
+        /// settings) for the wall time the GRPO steps took, and report both.
+        var sftControl: Bool
     }
 
     /// A reward of a grpo stage, as the recipe names it (built by the runner).
@@ -128,7 +137,7 @@ extension Recipe {
         if stageList.isEmpty { throw r.error(try top.required("stages"), "stages", "needs at least one stage") }
         stages = try stageList.enumerated().map { try Recipe.readStage($1, path: "stages.\($0)", r) }
         for (i, stage) in stages.enumerated() {
-            if case .grpo(_, _, sftControl: true) = stage, Recipe.controlSource(before: i, in: stages) == nil {
+            if case .grpo(let g) = stage, g.sftControl, Recipe.controlSource(before: i, in: stages) == nil {
                 throw r.error(stageList[i], "stages.\(i).grpo.sft_control", "needs an sft stage before this grpo stage (its settings are what the control repeats)")
             }
         }
@@ -249,7 +258,7 @@ extension Recipe {
                                                      "max_new_tokens", "stop", "beta", "epsilon", "epsilon_high", "loss", "scale_rewards",
                                                      "iterations", "lr", "schedule", "warmup_steps", "min_lr_ratio", "weight_decay",
                                                      "max_grad_norm", "mask_truncated", "dynamic_sampling", "ref_refresh_every",
-                                                     "eval_every", "checkpoint_every", "rewards", "sft_control"])
+                                                     "eval_every", "checkpoint_every", "rewards", "prompts", "sft_control"])
         let steps = try r.int(try s.required("steps"), s.path("steps"), min: 1)
         let maxNew = try s.int("max_new_tokens", default: 64, min: 1)
         var sampling = SamplingOptions(temperature: Float(try s.double("temperature", default: 1, range: 0...10)), maxNewTokens: maxNew)
@@ -293,7 +302,9 @@ extension Recipe {
         let rewardList = try r.sequence(try s.required("rewards"), s.path("rewards"))
         if rewardList.isEmpty { throw r.error(try s.required("rewards"), s.path("rewards"), "needs at least one reward") }
         let rewards = try rewardList.enumerated().map { try readReward($1, path: s.path("rewards.\($0)"), r) }
-        return .grpo(config, rewards: rewards, sftControl: try s.bool("sft_control", default: false))
+        return .grpo(GRPOStage(config: config, rewards: rewards,
+                               prompts: try s["prompts"].map { try existing($0, s.path("prompts"), r, directory: false) },
+                               sftControl: try s.bool("sft_control", default: false)))
     }
 
     static func readReward(_ value: RecipeValue, path: String, _ r: RecipeReader) throws -> RewardSpec {

@@ -101,12 +101,13 @@ final class RecipeRunner {
                 trainer.checkpoint = { t in try save(t.step, t.data.position, t.optimizer, nil) }
                 try trainer.train(onEvent: log.handle)
                 lastStep = trainer.step
-            case .grpo(let config, let specs, let sftControl):
-                if sftControl { controlStart = try controlStartModel(stage: index, model: model, resuming: resumeHere != nil) }
-                let stream = TrainingStream(file: trainFile, rows: trainRows, format: recipe.data.format, tokenizer: tokenizer,
-                                            maxLength: 1 << 20, seed: recipe.seed &+ UInt64(index))
-                let trainer = GRPOTrainer(policy: model, tokenizer: tokenizer, prompts: stream, rewards: try rewards(specs),
-                                          config: config, seed: recipe.seed &+ UInt64(index))
+            case .grpo(let g):
+                if g.sftControl { controlStart = try controlStartModel(stage: index, model: model, resuming: resumeHere != nil) }
+                let promptFile = try g.prompts.map { try JSONLFile(url: $0) } ?? trainFile
+                let stream = TrainingStream(file: promptFile, rows: g.prompts == nil ? trainRows : Array(0..<promptFile.count),
+                                            format: recipe.data.format, tokenizer: tokenizer, maxLength: 1 << 20, seed: recipe.seed &+ UInt64(index))
+                let trainer = GRPOTrainer(policy: model, tokenizer: tokenizer, prompts: stream, rewards: try rewards(g.rewards),
+                                          config: g.config, seed: recipe.seed &+ UInt64(index))
                 if let r = resumeHere {
                     let reference = r.state.hasReference ? try Transformer.load(from: checkpoint!.appendingPathComponent("reference")) : nil
                     try trainer.restore(step: r.state.step, optimizerState: r.optimizer, dataPosition: r.state.dataPosition, reference: reference)
@@ -231,7 +232,7 @@ final class RecipeRunner {
         let maxLength = recipe.stages.map { stage -> Int in
             switch stage {
             case .sft(let c): return c.maxLength
-            case .grpo(let c, _, _): return 512 + c.sampling.maxNewTokens
+            case .grpo(let g): return 512 + g.config.sampling.maxNewTokens
             }
         }.max() ?? 256
         let evaluator = Evaluator(examples: examples, tokenizer: tokenizer, maxNewTokens: recipe.eval.maxNewTokens, maxLength: maxLength,

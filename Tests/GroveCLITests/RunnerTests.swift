@@ -7,7 +7,7 @@ import GroveModel
 /// A whole tiny recipe through the runner: data, tokenizer training, SFT, evaluation,
 /// checkpoints, run.sqlite, and a resume that reproduces the uninterrupted losses.
 final class RunnerTests: XCTestCase {
-    func recipe(output: URL, steps: Int, grpoSteps: Int = 0, control: Bool = false) throws -> Recipe {
+    func recipe(output: URL, steps: Int, grpoSteps: Int = 0, control: Bool = false, prompts: String? = nil) throws -> Recipe {
         FileManager.default.changeCurrentDirectoryPath(RecipeTests.root.path)
         let text = """
         name: tiny
@@ -19,7 +19,7 @@ final class RunnerTests: XCTestCase {
         data: {train: Datasets/arithmetic/eval.jsonl, eval_size: 8, task: arithmetic}
         stages:
           - sft: {steps: \(steps), batch_size: 8, micro_batch_size: 4, lr: 3e-3, max_length: 96, checkpoint_every: 3, eval_every: 3}
-        \(grpoSteps == 0 ? "" : "  - grpo: {steps: \(grpoSteps), prompts_per_step: 2, group_size: 4, max_new_tokens: 6, lr: 1e-3, checkpoint_every: 2, sft_control: \(control), rewards: [{task: {weight: 1}}, {length: {max_length: 6, weight: 0.1}}]}")
+        \(grpoSteps == 0 ? "" : "  - grpo: {steps: \(grpoSteps), prompts_per_step: 2, group_size: 4, max_new_tokens: 6, lr: 1e-3, checkpoint_every: 2, sft_control: \(control), \(prompts.map { "prompts: \($0), " } ?? "")rewards: [{task: {weight: 1}}, {length: {max_length: 6, weight: 0.1}}]}")
         eval: {samples: 4, max_new_tokens: 8}
         """
         let file = output.deletingLastPathComponent().appendingPathComponent("tiny-\(UUID().uuidString).yaml")
@@ -72,6 +72,21 @@ final class RunnerTests: XCTestCase {
         let start = try Transformer.load(from: output.appendingPathComponent("control-start-1"))
         XCTAssertEqual(final.parameters[0].values, grpo.parameters[0].values)
         XCTAssertNotEqual(final.parameters[0].values, start.parameters[0].values)
+    }
+
+    /// A grpo stage's own prompt file: every rollout's prompt comes from it, not from data.train.
+    func testGRPOStagePromptsFile() throws {
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("grove-prompts-\(UUID().uuidString)/run")
+        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+        let lines = try String(contentsOfFile: RecipeTests.root.appendingPathComponent("Datasets/arithmetic/eval.jsonl").path, encoding: .utf8)
+            .split(separator: "\n").filter { $0.contains("\"level\":\"sub2\"") }.prefix(3)
+        let file = output.appendingPathComponent("prompts.jsonl")
+        try (lines.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
+        let prompts = Set(try lines.map { try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])["prompt"] as! String })
+        try RecipeRunner(recipe: try recipe(output: output, steps: 2, grpoSteps: 3, prompts: file.path), resume: false).run()
+        let rows = try RunStore(path: output.appendingPathComponent("run.sqlite")).rollouts(run: 1)
+        XCTAssertEqual(rows.count, 3 * 2 * 4)
+        XCTAssertTrue(Set(rows.map(\.prompt)).isSubset(of: prompts), "\(Set(rows.map(\.prompt)))")
     }
 
     func testRunCheckpointsAndResumesIdentically() throws {
