@@ -8,14 +8,10 @@ public enum SgemmBenchmark {
         let a = Tensor.randn([n, n], rng: &rng), b = Tensor.randn([n, n], rng: &rng)
         let c = Tensor(zeros: [n, n])
         let blas = BLAS.shared
-        func once() -> Double {
-            let start = DispatchTime.now().uptimeNanoseconds
+        let times = seconds(repeats: repeats) {
             blas.sgemm(.none, .none, m: n, n: n, k: n, a: a.data, lda: n, b: b.data, ldb: n, beta: 0, c: c.data, ldc: n)
-            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         }
-        _ = once()  // warm-up: page faults, thread start-up
-        let best = (0..<repeats).map { _ in once() }.min()!
-        return 2 * Double(n * n * n) / best / 1e9
+        return 2 * Double(n * n * n) / times[0] / 1e9
     }
 
     /// GFLOP/s of one decode-step product, `rows` × k times a [n, k] weight (A · Bᵀ), through
@@ -25,18 +21,20 @@ public enum SgemmBenchmark {
         let a = Tensor.randn([rows, k], rng: &rng), b = Tensor.randn([n, k], rng: &rng)
         let c = Tensor(zeros: [rows, n])
         let blas = BLAS.shared
-        func rate(_ run: () -> Void) -> Double {
-            run()
-            let times = (0..<repeats).map { _ -> Double in
-                let start = DispatchTime.now().uptimeNanoseconds
-                run()
-                return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            }.sorted()
-            return 2 * Double(rows * k * n) / times[repeats / 2] / 1e9
-        }
+        func rate(_ run: () -> Void) -> Double { 2 * Double(rows * k * n) / seconds(repeats: repeats, run)[repeats / 2] / 1e9 }
         let skinny = rate { blas.skinny(m: rows, n: n, k: k, alpha: 1, a: a.data, lda: k, b: b.data, ldb: k, beta: 0, c: c.data, ldc: n, split: true) }
         let packed = rate { blas.packed(.none, .transpose, m: rows, n: n, k: k, alpha: 1, a: a.data, lda: k, b: b.data, ldb: k,
                                         beta: 0, c: c.data, ldc: n, split: true) }
         return (skinny, packed)
+    }
+
+    /// Seconds of `repeats` calls of `run`, sorted, after one warm-up call (page faults, thread start-up).
+    static func seconds(repeats: Int, _ run: () -> Void) -> [Double] {
+        run()
+        return (0..<repeats).map { _ -> Double in
+            let start = DispatchTime.now().uptimeNanoseconds
+            run()
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }.sorted()
     }
 }

@@ -121,7 +121,7 @@ final class RecipeRunner {
             trainSeconds += progress.elapsed - log.start
             trainTokens += log.tokens
             // A stage without eval_every is evaluated once at its end.
-            if log.lastEvaluation == nil { log.handle(.evaluation(step: lastStep, metrics: evaluator.evaluate(model).metrics.sorted { $0.key < $1.key })) }
+            if log.lastEvaluation == nil { log.evaluated(evaluator.evaluate(model).metrics, step: lastStep) }
             after = log.lastEvaluation!
             if let start = controlStart {
                 controls += try runControl(stage: index, grpoSteps: lastStep, start: start, before: atStart, grpo: after, store: store,
@@ -174,7 +174,7 @@ final class RecipeRunner {
                                     maxLength: config.maxLength, seed: recipe.seed &+ UInt64(index))
         try SFTTrainer(model: start, data: stream, config: config).train(onEvent: log.handle)
         let controlSeconds = progress.elapsed - log.start
-        log.handle(.evaluation(step: config.steps, metrics: evaluator.evaluate(start).metrics.sorted { $0.key < $1.key }))
+        log.evaluated(evaluator.evaluate(start).metrics, step: config.steps)
         let control = log.lastEvaluation!
         func row(_ label: String, _ m: [String: Double]) -> String {
             "  " + label.padding(toLength: 34, withPad: " ", startingAt: 0) + (m["eval/accuracy"].map { String(format: "%5.1f%%", 100 * $0) } ?? "    –")
@@ -350,15 +350,21 @@ final class StageLog {
             if firstStep >= step { firstStep = step - 1 }
             progress.step(stage: kind, step: step, of: total, stageStart: start, firstStep: firstStep, fields: RecipeRunner.progressFields(m))
         case .evaluation(let step, let metrics):
-            do { try store.log(run: runID, stage: label, step: step, metrics: metrics, wallTime: progress.elapsed) }
-            catch { progress.note("warning: could not write the evaluation of step \(step) to run.sqlite: \(error)") }
-            lastEvaluation = Dictionary(metrics, uniquingKeysWith: { a, _ in a })
-            progress.note("[\(kind)] step \(step): " + RecipeRunner.summary(lastEvaluation!))
+            evaluated(Dictionary(metrics, uniquingKeysWith: { a, _ in a }), step: step)
         case .warning(let text):
             progress.note("warning: \(text)")
         case .checkpoint:
             break
         }
+    }
+
+    /// Records a held-out evaluation of the stage: run.sqlite, the progress output, `lastEvaluation`.
+    func evaluated(_ metrics: [String: Double], step: Int) {
+        do { try store.log(run: runID, stage: label, step: step, metrics: metrics.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
+                           wallTime: progress.elapsed) }
+        catch { progress.note("warning: could not write the evaluation of step \(step) to run.sqlite: \(error)") }
+        lastEvaluation = metrics
+        progress.note("[\(kind)] step \(step): " + RecipeRunner.summary(metrics))
     }
 }
 
