@@ -43,6 +43,27 @@ final class BLASTests: XCTestCase {
         XCTAssertEqual(attention(q, k, v).values, one)
     }
 
+    /// Causal query blocks (GEMMs cut at each block's last visible key) give the output and
+    /// gradients of the whole T × S product, with padding and with cached keys (S > T).
+    func testAttentionRowBlocksEqualTheFullProduct() {
+        for (T, S) in [(70, 70), (37, 50)] {
+            let q = randomTensor([2, T, 4, 8], seed: 6), k = randomTensor([2, S, 2, 8], seed: 7), v = randomTensor([2, S, 2, 8], seed: 8)
+            for t in [q, k, v] { t.requireGrad() }
+            let mask = (0..<2 * S).map { $0 != S && $0 != S + 1 }  // row 1 left-padded by two keys
+            func run(_ rowBlock: Int) -> [[Float]] {
+                for t in [q, k, v] { t.zeroGrad() }
+                let out = attention(q, k, v, keyMask: mask, rowBlock: rowBlock)
+                let weights = (0..<out.count).map { Float($0 % 7) - 3 }
+                sum(mul(out, Tensor(weights, shape: out.shape))).backward()
+                return [out.values, q.gradValues!, k.gradValues!, v.gradValues!]
+            }
+            let full = run(T), blocked = run(16)
+            for (a, b) in zip(full, blocked) {
+                for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-5 * max(1, abs(x))) }
+            }
+        }
+    }
+
     /// A GEMM split across workers (blocks of rows of C, or of columns when C is wide) equals
     /// the same GEMM on one thread, for every transpose, with accumulation into C (beta 1).
     func testSplitGemmEqualsSingleThread() {

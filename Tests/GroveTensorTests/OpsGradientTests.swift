@@ -60,12 +60,15 @@ final class OpsGradientTests: XCTestCase {
         let q = randomTensor([2, 4, 4, 3], seed: 15), k = randomTensor([2, 4, 2, 3], seed: 16), v = randomTensor([2, 4, 2, 3], seed: 17)
         let mask = [true, true, true, true, false, true, true, true]
         checkGradients("attention", inputs: [q, k, v]) { attention($0[0], $0[1], $0[2], keyMask: mask) }
+        // Query blocks of 3 rows: the second block's GEMMs stop at its last visible key.
+        checkGradients("attention (blocks)", inputs: [q, k, v]) { attention($0[0], $0[1], $0[2], keyMask: mask, rowBlock: 3) }
     }
 
     func testAttentionWithCachedKeys() {
         // 2 new queries over 5 keys: the queries sit at positions 3 and 4.
         let q = randomTensor([1, 2, 2, 4], seed: 18), k = randomTensor([1, 5, 1, 4], seed: 19), v = randomTensor([1, 5, 1, 4], seed: 20)
         checkGradients("attention (cache)", inputs: [q, k, v]) { attention($0[0], $0[1], $0[2]) }
+        checkGradients("attention (cache, blocks)", inputs: [q, k, v]) { attention($0[0], $0[1], $0[2], rowBlock: 1) }
     }
 
     func testBackwardTwiceAccumulates() {

@@ -12,4 +12,8 @@ void grove_sgemm_skinny_nt(int M, int n0, int n1, int K, float alpha,
 /// The instruction set the skinny kernel runs with on this CPU: "avx512f", "avx2" or "sse2".
 const char *grove_skinny_isa(void);
 
+/// Keeps freed blocks of up to 32 MiB in the heap instead of returning them to the kernel
+/// (glibc's mallopt; nothing elsewhere): see Storage in Tensor.swift.
+void grove_keep_freed_memory(void);
+
 #endif
