@@ -41,7 +41,7 @@ let package = Package(
             ]),
         // Where tests find fixtures; shared by the test targets.
         .target(name: "GroveTestSupport", path: "Sources/GroveTestSupport"),
-        .testTarget(name: "GroveTensorTests", dependencies: ["GroveTensor", "GroveTestSupport"]),
+        .testTarget(name: "GroveTensorTests", dependencies: ["GroveTensor", "CGroveKernels", "GroveTestSupport"]),
         .testTarget(name: "GroveTokenizerTests", dependencies: ["GroveTokenizer", "GroveTestSupport"]),
         .testTarget(name: "GroveModelTests", dependencies: ["GroveModel", "GroveTokenizer", "GroveTestSupport"]),
         .testTarget(name: "GroveStoreTests", dependencies: ["GroveStore"]),

@@ -1,3 +1,4 @@
+import CGroveKernels
 import Foundation
 
 /// Causal scaled-dot-product attention with grouped KV heads and a key padding mask.
@@ -26,8 +27,8 @@ public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, keyMask: [Bool]? = 
     let groups = NH / KVH, offset = S - T
     let scale = 1 / Float(HS).squareRoot()
     let qStride = NH * HS, kvStride = KVH * HS
-    let out = Tensor(zeros: q.shape)
-    let probs = Storage(count: B * NH * T * S)  // (B, NH, T, S) saved for backward
+    let out = Tensor(uninitialized: q.shape)  // every (b, t, h) row is a P·V product
+    let probs = Storage(count: B * NH * T * S, zeroed: false)  // (B, NH, T, S) saved for backward; read only up to each block's keys
     let blas = BLAS.shared
 
     // Key positions each query row may see, shared by every head of batch row b.
@@ -108,15 +109,13 @@ public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, keyMask: [Bool]? = 
 @inline(__always)
 func maskedSoftmaxRow(_ row: UnsafeMutablePointer<Float>, count: Int, visible: (Int) -> Bool) {
     var maxValue = -Float.infinity
-    for s in 0..<count where visible(s) { maxValue = max(maxValue, row[s]) }
+    for s in 0..<count {
+        if visible(s) { maxValue = max(maxValue, row[s]) } else { row[s] = -.infinity }  // exp(−∞) = 0
+    }
     if maxValue == -Float.infinity {  // nothing visible: the query attends to nothing
         row.update(repeating: 0, count: count)
         return
     }
-    var total: Float = 0
-    for s in 0..<count {
-        if visible(s) { let e = expf(row[s] - maxValue); row[s] = e; total += e } else { row[s] = 0 }
-    }
-    let inv = 1 / total
+    let inv = 1 / grove_exp_sum(row, maxValue, row, Int32(count))
     for s in 0..<count { row[s] *= inv }
 }

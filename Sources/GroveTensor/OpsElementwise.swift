@@ -1,3 +1,4 @@
+import CGroveKernels
 import Foundation
 
 // Elementwise ops. Each loop runs on unsafe pointers over contiguous storage.
@@ -5,7 +6,7 @@ import Foundation
 /// a + b, same shapes.
 public func add(_ a: Tensor, _ b: Tensor) -> Tensor {
     precondition(a.shape == b.shape, "add: \(a.shape) + \(b.shape)")
-    let out = Tensor(zeros: a.shape), n = a.count
+    let out = Tensor(uninitialized: a.shape), n = a.count
     let x = a.data, y = b.data, o = out.data
     for i in 0..<n { o[i] = x[i] + y[i] }
     out.record([a, b]) { out in
@@ -20,7 +21,7 @@ public func add(_ a: Tensor, _ b: Tensor) -> Tensor {
 public func addBias(_ x: Tensor, _ bias: Tensor) -> Tensor {
     let C = bias.count
     precondition(x.shape.last == C, "addBias: \(x.shape) + \(bias.shape)")
-    let out = Tensor(zeros: x.shape), rows = x.count / C
+    let out = Tensor(uninitialized: x.shape), rows = x.count / C
     let xp = x.data, bp = bias.data, o = out.data
     for r in 0..<rows { for c in 0..<C { o[r * C + c] = xp[r * C + c] + bp[c] } }
     out.record([x, bias]) { out in
@@ -34,7 +35,7 @@ public func addBias(_ x: Tensor, _ bias: Tensor) -> Tensor {
 /// a ⊙ b, same shapes.
 public func mul(_ a: Tensor, _ b: Tensor) -> Tensor {
     precondition(a.shape == b.shape, "mul: \(a.shape) * \(b.shape)")
-    let out = Tensor(zeros: a.shape), n = a.count
+    let out = Tensor(uninitialized: a.shape), n = a.count
     let x = a.data, y = b.data, o = out.data
     for i in 0..<n { o[i] = x[i] * y[i] }
     out.record([a, b]) { out in
@@ -47,7 +48,7 @@ public func mul(_ a: Tensor, _ b: Tensor) -> Tensor {
 
 /// s · a for a constant s.
 public func scale(_ a: Tensor, _ s: Float) -> Tensor {
-    let out = Tensor(zeros: a.shape), n = a.count
+    let out = Tensor(uninitialized: a.shape), n = a.count
     let x = a.data, o = out.data
     for i in 0..<n { o[i] = x[i] * s }
     out.record([a]) { out in
@@ -59,7 +60,7 @@ public func scale(_ a: Tensor, _ s: Float) -> Tensor {
 
 /// silu(x) = x·σ(x).
 public func silu(_ a: Tensor) -> Tensor {
-    let out = Tensor(zeros: a.shape), n = a.count
+    let out = Tensor(uninitialized: a.shape), n = a.count
     let x = a.data, o = out.data
     for i in 0..<n { o[i] = x[i] / (1 + expf(-x[i])) }
     out.record([a]) { out in
@@ -75,20 +76,17 @@ public func silu(_ a: Tensor) -> Tensor {
 /// SwiGLU: silu(gate) ⊙ up, fused so the silu output is never stored.
 public func swiglu(_ gate: Tensor, _ up: Tensor) -> Tensor {
     precondition(gate.shape == up.shape, "swiglu: \(gate.shape) vs \(up.shape)")
-    let out = Tensor(zeros: gate.shape), n = gate.count
+    let out = Tensor(uninitialized: gate.shape), n = gate.count
     let g = gate.data, u = up.data, o = out.data
     Parallel.forEach(n, grain: 1 << 14) { r in
-        for i in r { o[i] = g[i] / (1 + expf(-g[i])) * u[i] }
+        grove_swiglu(g + r.lowerBound, u + r.lowerBound, o + r.lowerBound, Int32(r.count))
     }
     out.record([gate, up]) { out in
         let dy = out.grad
         let dg = gate.requiresGrad ? gate.grad : nil, du = up.requiresGrad ? up.grad : nil
         Parallel.forEach(n, grain: 1 << 14) { r in
-            for i in r {
-                let s = 1 / (1 + expf(-g[i])), act = g[i] * s
-                if let du { du[i] += dy[i] * act }
-                if let dg { dg[i] += dy[i] * u[i] * s * (1 + g[i] * (1 - s)) }
-            }
+            let i = r.lowerBound
+            grove_swiglu_backward(g + i, u + i, dy + i, dg.map { $0 + i }, du.map { $0 + i }, Int32(r.count))
         }
     }
     return out

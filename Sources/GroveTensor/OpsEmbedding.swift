@@ -2,7 +2,7 @@
 /// Ids must be in 0..<V (callers validate user input before it reaches a kernel).
 public func embedding(_ ids: [Int32], _ table: Tensor) -> Tensor {
     let V = table.shape[0], C = table.shape[1], N = ids.count
-    let out = Tensor(zeros: [N, C])
+    let out = Tensor(uninitialized: [N, C])
     let t = table.data, o = out.data
     for (n, id) in ids.enumerated() {
         precondition(id >= 0 && Int(id) < V, "embedding: id \(id) outside 0..<\(V)")

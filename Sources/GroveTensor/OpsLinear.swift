@@ -9,7 +9,7 @@ public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transpose
     let M = transposeA ? a.shape[1] : a.shape[0], K = transposeA ? a.shape[0] : a.shape[1]
     let N = transposeB ? b.shape[0] : b.shape[1]
     precondition((transposeB ? b.shape[1] : b.shape[0]) == K, "matmul: inner sizes differ, \(a.shape)·\(b.shape)")
-    let out = Tensor(zeros: [M, N])
+    let out = Tensor(uninitialized: [M, N])  // written by the GEMM (beta 0)
     let lda = a.shape[1], ldb = b.shape[1]
     let tA: Transpose = transposeA ? .transpose : .none, tB: Transpose = transposeB ? .transpose : .none
     BLAS.shared.sgemm(tA, tB, m: M, n: N, k: K, a: a.data, lda: lda, b: b.data, ldb: ldb, beta: 0, c: out.data, ldc: N)

@@ -7,8 +7,8 @@ public func rmsNorm(_ x: Tensor, _ weight: Tensor, eps: Float) -> Tensor {
     let C = weight.count
     precondition(x.shape.last == C, "rmsNorm: \(x.shape) with weight \(weight.shape)")
     let N = x.count / C
-    let out = Tensor(zeros: x.shape)
-    let saved = Storage(count: N), rstd = saved.base  // (N) saved for backward
+    let out = Tensor(uninitialized: x.shape)
+    let saved = Storage(count: N, zeroed: false), rstd = saved.base  // (N) saved for backward
     let xp = x.data, w = weight.data, o = out.data
     Parallel.forEach(N, grain: 64) { rows in
         for r in rows {

@@ -76,7 +76,7 @@ public func rope(_ x: Tensor, positions: [Int32], table: RoPETable) -> Tensor {
 extension UnsafeMutablePointer where Pointee == Float {
     /// A new storage holding a copy of `count` floats from here.
     func detachedCopy(count: Int) -> Storage {
-        let s = Storage(count: count)
+        let s = Storage(count: count, zeroed: false)
         s.base.update(from: self, count: count)
         return s
     }

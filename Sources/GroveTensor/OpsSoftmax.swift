@@ -1,27 +1,19 @@
+import CGroveKernels
 import Foundation
 
 // Softmax family over the last dimension, rows of length C (V for logits).
+// exp runs in the vectorised C kernels of vector_exp.c.
 
-/// log Σ exp(x) of one row, stable.
+/// The shared forward of softmax (`exp: true`, y = exp(x − lse)) and log-softmax
+/// (y = x − lse), lse = log Σ exp(x) of each row.
 @inline(__always)
-func logSumExp(_ x: UnsafePointer<Float>, _ C: Int) -> Float {
-    var m = -Float.infinity
-    for c in 0..<C { m = max(m, x[c]) }
-    var s: Float = 0
-    for c in 0..<C { s += expf(x[c] - m) }
-    return m + logf(s)
-}
-
-/// Writes f(x − logsumexp(x)) for every row of x into `out`: the shared forward of
-/// softmax (f = exp) and log-softmax (f = identity).
-@inline(__always)
-func normalizeRows(_ x: Tensor, into out: Tensor, _ f: @escaping (Float) -> Float) {
+func normalizeRows(_ x: Tensor, into out: Tensor, exp: Bool) {
     let C = x.shape.last!, N = x.count / C
     let xp = x.data, o = out.data
     Parallel.forEach(N, grain: 16) { rows in
         for r in rows {
-            let lse = logSumExp(xp + r * C, C)
-            for c in 0..<C { o[r * C + c] = f(xp[r * C + c] - lse) }
+            let row = xp + r * C, lse = grove_log_sum_exp(row, Int32(C))
+            if exp { grove_exp(row, lse, o + r * C, Int32(C)) } else { for c in 0..<C { o[r * C + c] = row[c] - lse } }
         }
     }
 }
@@ -29,8 +21,8 @@ func normalizeRows(_ x: Tensor, into out: Tensor, _ f: @escaping (Float) -> Floa
 /// softmax(x) over the last dimension. Backward: dx = y ⊙ (dy − Σ dy·y).
 public func softmax(_ x: Tensor) -> Tensor {
     let C = x.shape.last!, N = x.count / C
-    let out = Tensor(zeros: x.shape)
-    normalizeRows(x, into: out, expf)
+    let out = Tensor(uninitialized: x.shape)
+    normalizeRows(x, into: out, exp: true)
     let o = out.data
     out.record([x]) { out in
         let dy = out.grad, dx = x.grad
@@ -49,8 +41,8 @@ public func softmax(_ x: Tensor) -> Tensor {
 /// log softmax(x) over the last dimension. Backward: dx = dy − softmax(x)·Σ dy.
 public func logSoftmax(_ x: Tensor) -> Tensor {
     let C = x.shape.last!, N = x.count / C
-    let out = Tensor(zeros: x.shape)
-    normalizeRows(x, into: out) { $0 }
+    let out = Tensor(uninitialized: x.shape)
+    normalizeRows(x, into: out, exp: false)
     let o = out.data
     out.record([x]) { out in
         let dy = out.grad, dx = x.grad
@@ -58,8 +50,8 @@ public func logSoftmax(_ x: Tensor) -> Tensor {
             for r in rows {
                 let y = o + r * C, g = dy + r * C
                 var total: Float = 0
-                for c in 0..<C { total += g[c] }
-                for c in 0..<C { dx[r * C + c] += g[c] - expf(y[c]) * total }
+                for c in 0..<C { total += g[c]; dx[r * C + c] += g[c] }
+                grove_sub_scaled_exp(dx + r * C, y, 0, total, Int32(C))
             }
         }
     }
@@ -81,7 +73,7 @@ public func tokenLogProbs(_ logits: Tensor, targets: [Int32]) -> Tensor {
             let t = Int(targets[n])
             guard t >= 0 else { continue }
             precondition(t < V, "tokenLogProbs: target \(t) outside vocabulary of \(V)")
-            l[n] = logSumExp(x + n * V, V)
+            l[n] = grove_log_sum_exp(x + n * V, Int32(V))
             o[n] = x[n * V + t] - l[n]
         }
     }
@@ -92,7 +84,7 @@ public func tokenLogProbs(_ logits: Tensor, targets: [Int32]) -> Tensor {
                 let t = Int(targets[n])
                 guard t >= 0, dy[n] != 0 else { continue }
                 let row = x + n * V, drow = dx + n * V, g = dy[n], ln = l[n]
-                for c in 0..<V { drow[c] -= g * expf(row[c] - ln) }
+                grove_sub_scaled_exp(drow, row, ln, g, Int32(V))
                 drow[t] += g
             }
         }

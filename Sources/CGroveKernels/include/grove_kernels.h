@@ -12,6 +12,25 @@ void grove_sgemm_skinny_nt(int M, int n0, int n1, int K, float alpha,
 /// The instruction set the skinny kernel runs with on this CPU: "avx512f", "avx2" or "sse2".
 const char *grove_skinny_isa(void);
 
+/// out[i] = exp(x[i] − shift) (vector_exp.c: vectorised, within 2 ulp of expf; `out` may be `x`).
+void grove_exp(const float *x, float shift, float *out, int n);
+
+/// out[i] = exp(x[i] − shift), returning Σ out[i] (summed in a fixed order).
+float grove_exp_sum(const float *x, float shift, float *out, int n);
+
+/// log Σ exp(x[i]), shifted by the maximum for stability; −inf for an all −inf row.
+float grove_log_sum_exp(const float *x, int n);
+
+/// d[i] −= g · exp(x[i] − shift): the softmax term of a log-softmax gradient.
+void grove_sub_scaled_exp(float *d, const float *x, float shift, float g, int n);
+
+/// out[i] = silu(gate[i]) · up[i], silu(x) = x·σ(x).
+void grove_swiglu(const float *gate, const float *up, float *out, int n);
+
+/// SwiGLU's backward: dup += dy·silu(gate), dgate += dy·up·σ(gate)·(1 + gate·(1 − σ(gate)));
+/// either output may be NULL.
+void grove_swiglu_backward(const float *gate, const float *up, const float *dy, float *dgate, float *dup, int n);
+
 /// Keeps freed blocks of up to 32 MiB in the heap instead of returning them to the kernel
 /// (glibc's mallopt; nothing elsewhere): see Storage in Tensor.swift.
 void grove_keep_freed_memory(void);
