@@ -28,9 +28,37 @@ public struct GRPOLossConfig: Equatable {
     public static let logRatioBound = 20.0
 }
 
-/// Metrics of one loss evaluation, named as TRL logs them.
+/// What the loss is averaged over: the whole batch of rollouts. A batch fed to the model in
+/// several micro-batches passes the whole batch's sizes to each call, so the calls' losses
+/// and gradients add up to those of one call on the whole batch.
+public struct LossNormalizer: Equatable {
+    /// Completions in the whole batch.
+    public var sequences: Int
+    /// Completion tokens (mask entries) in the whole batch.
+    public var tokens: Int
+
+    public init(sequences: Int, tokens: Int) { self.sequences = sequences; self.tokens = tokens }
+}
+
+/// Metrics of one loss evaluation, named as TRL logs them; `merge` combines micro-batches.
 public struct GRPOLossMetrics {
-    public var kl = 0.0, clipLowMean = 0.0, clipHighMean = 0.0, clipRegionMean = 0.0, clipLowMin = 0.0, clipHighMax = 0.0
+    /// Completion tokens seen, and the sums the means are taken of.
+    public var tokens = 0, klSum = 0.0, clipLowCount = 0, clipHighCount = 0
+    /// Over sequences: the smallest fraction of low-clipped tokens, the largest of high-clipped ones.
+    public var clipLowMin = Double.nan, clipHighMax = Double.nan
+
+    public var kl: Double { klSum / Double(max(tokens, 1)) }
+    public var clipLowMean: Double { Double(clipLowCount) / Double(max(tokens, 1)) }
+    public var clipHighMean: Double { Double(clipHighCount) / Double(max(tokens, 1)) }
+    public var clipRegionMean: Double { Double(clipLowCount + clipHighCount) / Double(max(tokens, 1)) }
+
+    /// Adds another micro-batch's metrics.
+    public mutating func merge(_ other: GRPOLossMetrics) {
+        tokens += other.tokens; klSum += other.klSum
+        clipLowCount += other.clipLowCount; clipHighCount += other.clipHighCount
+        clipLowMin = [clipLowMin, other.clipLowMin].filter { !$0.isNaN }.min() ?? .nan
+        clipHighMax = [clipHighMax, other.clipHighMax].filter { !$0.isNaN }.max() ?? .nan
+    }
 }
 
 /// The GRPO objective for a batch of B completions padded to T tokens (one pure function):
@@ -42,24 +70,26 @@ public struct GRPOLossMetrics {
 /// `logp` (B·T) is the differentiable log-probability of each sampled token under the policy;
 /// `old` and `ref` are constants (nil `ref`: β must be 0). Gradient, per unmasked token with weight w:
 ///   dℓ/dlogp = −A·ρ where the unclipped term is the minimum (else 0), + β·(1 − exp(ref − logp)).
+/// `normalizer`: the sizes of the whole batch when these B rows are one micro-batch of it
+/// (nil: these rows are the whole batch).
 public func grpoLoss(logp: Tensor, old: [Float], ref: [Float]?, advantages: [Float], mask: [Bool],
-                     batch B: Int, config: GRPOLossConfig) -> (loss: Tensor, metrics: GRPOLossMetrics) {
+                     batch B: Int, config: GRPOLossConfig, normalizer: LossNormalizer? = nil) -> (loss: Tensor, metrics: GRPOLossMetrics) {
     let T = logp.count / B
     precondition(old.count == B * T && mask.count == B * T && advantages.count == B, "grpoLoss: shapes")
     precondition(ref != nil || config.beta == 0, "grpoLoss: β ≠ 0 needs reference log-probs")
     let bound = GRPOLossConfig.logRatioBound
     let lengths = (0..<B).map { b in (0..<T).reduce(0) { $0 + (mask[b * T + $1] ? 1 : 0) } }
     let total = lengths.reduce(0, +)
+    let whole = normalizer ?? LossNormalizer(sequences: B, tokens: total)
     // Weight of each token in the aggregate.
     func weight(_ b: Int) -> Double {
         switch config.aggregation {
-        case .perSequence: return 1 / (Double(B) * Double(max(lengths[b], 1)))
-        case .perToken: return 1 / Double(max(total, 1))
-        case .constantLength(let L): return 1 / (Double(B) * Double(L))
+        case .perSequence: return 1 / (Double(whole.sequences) * Double(max(lengths[b], 1)))
+        case .perToken: return 1 / Double(max(whole.tokens, 1))
+        case .constantLength(let L): return 1 / (Double(whole.sequences) * Double(L))
         }
     }
     var loss = 0.0, m = GRPOLossMetrics()
-    var klSum = 0.0, low = 0, high = 0
     var seqLow: [Double] = [], seqHigh: [Double] = []
     var grad = [Double](repeating: 0, count: B * T)  // d loss / d logp
     for b in 0..<B {
@@ -77,21 +107,18 @@ public func grpoLoss(logp: Tensor, old: [Float], ref: [Float]?, advantages: [Flo
                 let kl = exp(d) - d - 1
                 l += config.beta * kl
                 g += config.beta * (1 - exp(d))
-                klSum += kl
+                m.klSum += kl
             }
             loss += w * l
             grad[i] = w * g
-            if rho < 1 - config.epsilonLow && A < 0 { low += 1; bl += 1 }
-            if rho > 1 + config.epsilonHigh && A > 0 { high += 1; bh += 1 }
+            if rho < 1 - config.epsilonLow && A < 0 { bl += 1 }
+            if rho > 1 + config.epsilonHigh && A > 0 { bh += 1 }
         }
+        m.clipLowCount += bl; m.clipHighCount += bh
         seqLow.append(lengths[b] > 0 ? Double(bl) / Double(lengths[b]) : .nan)
         seqHigh.append(lengths[b] > 0 ? Double(bh) / Double(lengths[b]) : .nan)
     }
-    let n = Double(max(total, 1))
-    m.kl = klSum / n
-    m.clipLowMean = Double(low) / n
-    m.clipHighMean = Double(high) / n
-    m.clipRegionMean = Double(low + high) / n
+    m.tokens = total
     m.clipLowMin = seqLow.filter { !$0.isNaN }.min() ?? .nan
     m.clipHighMax = seqHigh.filter { !$0.isNaN }.max() ?? .nan
 

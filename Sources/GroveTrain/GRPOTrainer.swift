@@ -26,6 +26,9 @@ public struct GRPOConfig {
     public var maskTruncated = false
     /// Drop groups whose rewards are all equal and sample more prompts, up to this many extra rounds (0: off).
     public var dynamicSamplingRounds = 0
+    /// Padded tokens (rows × longest row) per forward/backward pass of the training part: the
+    /// batch is split into micro-batches of similar length under this budget.
+    public var microBatchTokens = 4096
     /// Copy the policy into the reference model every N steps (0: never).
     public var refreshReferenceEvery = 0
     public var evalEvery = 0
@@ -136,29 +139,42 @@ public final class GRPOTrainer {
                 rounds += 1
             } while records.count < config.promptsPerStep * config.groupSize && rounds <= config.dynamicSamplingRounds
 
-            // 2. The clipped objective, μ updates on this batch.
+            // 2. The clipped objective, μ updates on this batch. The batch goes through the model in
+            //    micro-batches of similar length, each padded only to its own longest row; their
+            //    gradients add up to the whole batch's (the loss is normalised over the whole batch).
+            //    With β = 0 a completion whose advantage is 0 adds exactly nothing to the loss or its
+            //    gradient (−min(ρ·0, clip(ρ)·0) = 0), so it only counts in the normaliser.
             let t1 = now()
             let lr = config.schedule.lr(step: step, base: config.learningRate)
-            var lossMetrics = GRPOLossMetrics(), entropy = 0.0
-            if !records.isEmpty {
-                let batch = PolicyBatch(records, maskTruncated: config.maskTruncated, pad: Int32(tokenizer.padTokenId ?? 0))
-                let ref = try reference.map { r in GradMode.withoutGrad { batch.logprobs(r, temperature: config.sampling.temperature).values } }
-                var old: [Float] = []
+            var lossMetrics = GRPOLossMetrics(), entropy = (sum: 0.0, count: 0)
+            let pad = Int32(tokenizer.padTokenId ?? 0)
+            let normalizer = LossNormalizer(sequences: records.count,
+                                            tokens: records.reduce(0) { $0 + PolicyBatch.lossTokens($1, maskTruncated: config.maskTruncated) })
+            let trained = config.loss.beta == 0 ? records.filter { $0.advantage != 0 } : records
+            if !trained.isEmpty {
+                let parts = PolicyBatch.microBatches(lengths: trained.map { $0.completion.promptIds.count + $0.completion.ids.count },
+                                                     tokenBudget: config.microBatchTokens)
+                    .map { PolicyBatch($0.map { trained[$0] }, maskTruncated: config.maskTruncated, pad: pad) }
+                let ref = reference.map { r in GradMode.withoutGrad { parts.map { $0.logprobs(r, temperature: config.sampling.temperature).values } } }
+                var old = [[Float]](repeating: [], count: parts.count)
                 for iteration in 0..<config.iterations {
                     for p in policy.parameters { p.zeroGrad() }
-                    let logits = scale(policy.forward(tokens: batch.tokens, batch: batch.batch), 1 / max(config.sampling.temperature, 1e-6))
-                    let logp = tokenLogProbs(logits, targets: batch.targets)
-                    if iteration == 0 {
-                        old = logp.values  // μ = 1: the ratio is exactly 1
-                        entropy = GradMode.withoutGrad { batch.meanEntropy(logits) }
+                    for (k, part) in parts.enumerated() {
+                        let logits = scale(policy.forward(tokens: part.tokens, batch: part.batch), 1 / max(config.sampling.temperature, 1e-6))
+                        let logp = tokenLogProbs(logits, targets: part.targets)
+                        if iteration == 0 {
+                            old[k] = logp.values  // μ = 1: the ratio is exactly 1
+                            let h = GradMode.withoutGrad { part.entropySum(logits) }
+                            entropy = (entropy.sum + h.sum, entropy.count + h.count)
+                        }
+                        let (loss, metrics) = grpoLoss(logp: logp, old: old[k], ref: ref?[k], advantages: part.advantages,
+                                                       mask: part.mask, batch: part.batch, config: config.loss, normalizer: normalizer)
+                        if iteration == 0 { lossMetrics.merge(metrics) }
+                        guard loss.item.isFinite else {
+                            throw TrainingError.nonFinite(step: step + 1, what: "GRPO loss", detail: "Check the rewards and the log-probs.")
+                        }
+                        loss.backward()
                     }
-                    let (loss, metrics) = grpoLoss(logp: logp, old: old, ref: ref, advantages: records.map { Float($0.advantage) },
-                                                   mask: batch.mask, batch: batch.batch, config: config.loss)
-                    if iteration == 0 { lossMetrics = metrics }
-                    guard loss.item.isFinite else {
-                        throw TrainingError.nonFinite(step: step + 1, what: "GRPO loss", detail: "Check the rewards and the log-probs.")
-                    }
-                    loss.backward()
                     let norm = clipGradNorm(policy.parameters, maxNorm: config.maxGradNorm)
                     guard norm.isFinite else {
                         throw TrainingError.nonFinite(step: step + 1, what: "gradient norm", detail: firstNonFiniteGradient(policy))
@@ -166,6 +182,9 @@ public final class GRPOTrainer {
                     optimizer.step(lr: lr)
                 }
             }
+            // The rows left out: no clipped tokens, so the metrics are those of the whole batch.
+            let skippedTokens = normalizer.tokens - lossMetrics.tokens
+            if skippedTokens > 0 { lossMetrics.merge(GRPOLossMetrics(tokens: skippedTokens, clipLowMin: 0, clipHighMax: 0)) }
             step += 1
             if config.refreshReferenceEvery > 0, step % config.refreshReferenceEvery == 0 { reference?.copyWeights(from: policy) }
             let trainSeconds = now() - t1, total = now() - t0
@@ -175,7 +194,7 @@ public final class GRPOTrainer {
             let (mean, std) = GroupAdvantage.meanStd(allRewards)
             var metrics: [(String, Double)] = [
                 ("reward", mean), ("reward_std", std), ("frac_reward_zero_std", Double(zeroStdGroups) / Double(max(groupsSeen, 1))),
-                ("kl", lossMetrics.kl), ("entropy", entropy),
+                ("kl", lossMetrics.kl), ("entropy", entropy.count == 0 ? .nan : entropy.sum / Double(entropy.count)),
                 ("clip_ratio/low_mean", lossMetrics.clipLowMean), ("clip_ratio/high_mean", lossMetrics.clipHighMean),
                 ("clip_ratio/region_mean", lossMetrics.clipRegionMean),
                 ("completions/mean_length", lengths.isEmpty ? 0 : lengths.reduce(0, +) / Double(lengths.count)),
@@ -204,12 +223,13 @@ public final class GRPOTrainer {
     func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 }
 
-/// Prompt + completion sequences of a GRPO batch, right-padded, with the positions whose next
-/// token is a completion token marked (the loss mask).
+/// Prompt + completion sequences of a GRPO (micro-)batch, right-padded, with the positions whose
+/// next token is a completion token marked (the loss mask).
 struct PolicyBatch {
     let tokens: [Int32]   // (B, L)
     let targets: [Int32]  // (B, L): the next token at completion positions, −1 elsewhere
     let mask: [Bool]      // (B, L)
+    let advantages: [Float]
     let batch: Int
     let length: Int
 
@@ -226,6 +246,27 @@ struct PolicyBatch {
         self.tokens = tokens
         self.targets = targets
         mask = targets.map { $0 >= 0 }
+        advantages = records.map { Float($0.advantage) }
+    }
+
+    /// Positions of `record` that take part in the loss (the count of its mask entries).
+    static func lossTokens(_ record: RolloutRecord, maskTruncated: Bool) -> Int {
+        if maskTruncated && record.completion.finishReason == .length { return 0 }
+        return max(record.completion.promptIds.count + record.completion.ids.count - 1 - max(record.completion.promptIds.count - 1, 0), 0)
+    }
+
+    /// Row indices grouped into micro-batches: sorted by length (ties by index, so the split is
+    /// reproducible), a new micro-batch whenever rows × longest row would exceed `tokenBudget`.
+    static func microBatches(lengths: [Int], tokenBudget: Int) -> [[Int]] {
+        let order = lengths.indices.sorted { (lengths[$0], $0) < (lengths[$1], $1) }
+        var parts: [[Int]] = [], current: [Int] = []
+        for i in order {
+            // Sorted ascending, so row i is the longest of `current` once added.
+            if !current.isEmpty && (current.count + 1) * lengths[i] > tokenBudget { parts.append(current); current = [] }
+            current.append(i)
+        }
+        if !current.isEmpty { parts.append(current) }
+        return parts
     }
 
     /// Per-position log-probs of the targets under `model` (inference).
@@ -233,8 +274,8 @@ struct PolicyBatch {
         tokenLogProbs(scale(model.forward(tokens: tokens, batch: batch), 1 / max(temperature, 1e-6)), targets: targets)
     }
 
-    /// Mean entropy of the predicted distribution over the masked positions.
-    func meanEntropy(_ logits: Tensor) -> Double {
+    /// Sum of the predicted distribution's entropy over the masked positions, and their count.
+    func entropySum(_ logits: Tensor) -> (sum: Double, count: Int) {
         let V = logits.shape.last!
         var total = 0.0, n = 0
         for i in 0..<mask.count where mask[i] {
@@ -250,6 +291,6 @@ struct PolicyBatch {
             }
             total += h; n += 1
         }
-        return n == 0 ? 0 : total / Double(n)
+        return (total, n)
     }
 }

@@ -258,7 +258,7 @@ extension Recipe {
                                                      "max_new_tokens", "stop", "beta", "epsilon", "epsilon_high", "loss", "scale_rewards",
                                                      "iterations", "lr", "schedule", "warmup_steps", "min_lr_ratio", "weight_decay",
                                                      "max_grad_norm", "mask_truncated", "dynamic_sampling", "ref_refresh_every",
-                                                     "eval_every", "checkpoint_every", "rewards", "prompts", "sft_control"])
+                                                     "micro_batch_tokens", "eval_every", "checkpoint_every", "rewards", "prompts", "sft_control"])
         let steps = try r.int(try s.required("steps"), s.path("steps"), min: 1)
         let maxNew = try s.int("max_new_tokens", default: 64, min: 1)
         var sampling = SamplingOptions(temperature: Float(try s.double("temperature", default: 1, range: 0...10)), maxNewTokens: maxNew)
@@ -297,6 +297,7 @@ extension Recipe {
         config.maskTruncated = try s.bool("mask_truncated", default: false)
         config.dynamicSamplingRounds = try s.int("dynamic_sampling", default: 0, min: 0)
         config.refreshReferenceEvery = try s.int("ref_refresh_every", default: 0, min: 0)
+        config.microBatchTokens = try s.int("micro_batch_tokens", default: config.microBatchTokens, min: 1)
         config.evalEvery = try s.int("eval_every", default: 0, min: 0)
         config.checkpointEvery = try s.int("checkpoint_every", default: 0, min: 0)
         let rewardList = try r.sequence(try s.required("rewards"), s.path("rewards"))

@@ -70,6 +70,60 @@ final class GRPOMathTests: XCTestCase {
         }
     }
 
+    /// The fixture's rows fed as two micro-batches, with the whole batch's normaliser: the two
+    /// losses add up to the whole batch's loss, the gradients are the same, the metrics merge.
+    func testMicroBatchesAddUpToTheWholeBatch() throws {
+        let inputs = try json("grpo_loss.json")["inputs"] as! [String: Any]
+        let B = inputs["B"] as! Int, T = inputs["T"] as! Int
+        func flat(_ key: String) -> [Float] { (inputs[key] as! [[Double]]).flatMap { $0 }.map(Float.init) }
+        let mask = (inputs["completion_mask"] as! [[Int]]).flatMap { $0 }.map { $0 == 1 }
+        let advantages = (inputs["advantages"] as! [Double]).map(Float.init)
+        let (lp, old, ref) = (flat("per_token_logps"), flat("old_per_token_logps").map { $0 + 0.1 }, flat("ref_per_token_logps"))
+        XCTAssertGreaterThan(B, 2)
+        for aggregation in [LossAggregation.perSequence, .perToken, .constantLength(T)] {
+            let config = GRPOLossConfig(beta: 0.04, epsilonLow: 0.2, epsilonHigh: 0.28, aggregation: aggregation)
+            let whole = Tensor(lp, shape: [B * T], requiresGrad: true)
+            let (loss, metrics) = grpoLoss(logp: whole, old: old, ref: ref, advantages: advantages, mask: mask, batch: B, config: config)
+            loss.backward()
+            let normalizer = LossNormalizer(sequences: B, tokens: mask.filter { $0 }.count)
+            var sum = 0.0, merged = GRPOLossMetrics(), grads: [Float] = []
+            for rows in [0..<1, 1..<B] {
+                let span = rows.lowerBound * T..<rows.upperBound * T
+                let part = Tensor(Array(lp[span]), shape: [span.count], requiresGrad: true)
+                let (l, m) = grpoLoss(logp: part, old: Array(old[span]), ref: Array(ref[span]), advantages: Array(advantages[rows]),
+                                      mask: Array(mask[span]), batch: rows.count, config: config, normalizer: normalizer)
+                l.backward()
+                sum += Double(l.item); merged.merge(m); grads += part.gradValues!
+            }
+            XCTAssertEqual(sum, Double(loss.item), accuracy: 1e-6, "\(aggregation)")
+            for (a, b) in zip(grads, whole.gradValues!) { XCTAssertEqual(a, b, accuracy: 1e-7, "\(aggregation)") }
+            XCTAssertEqual(merged.kl, metrics.kl, accuracy: 1e-9)
+            XCTAssertEqual(merged.clipRegionMean, metrics.clipRegionMean, accuracy: 1e-12)
+            XCTAssertEqual(merged.clipLowMin, metrics.clipLowMin, accuracy: 1e-12)
+            XCTAssertEqual(merged.clipHighMax, metrics.clipHighMax, accuracy: 1e-12)
+        }
+    }
+
+    /// With β = 0 a row whose advantage is 0 has zero loss and zero gradient for any ratio, so the
+    /// trainer leaves it out of the passes (it still counts in the normaliser).
+    func testZeroAdvantageRowsAddNothingWithoutKL() {
+        let lp: [Float] = [-1.0, -0.2, -2.0, -0.4, -1.3, -0.7], old: [Float] = [-1.4, -0.1, -1.0, -0.9, -1.3, -0.2]
+        let mask = [true, true, true, true, true, false]
+        for aggregation in [LossAggregation.perSequence, .perToken, .constantLength(4)] {
+            let config = GRPOLossConfig(beta: 0, epsilonLow: 0.2, epsilonHigh: 0.28, aggregation: aggregation)
+            let all = Tensor(lp, shape: [6], requiresGrad: true)
+            let (loss, _) = grpoLoss(logp: all, old: old, ref: nil, advantages: [0, 1.5, -0.5], mask: mask, batch: 3, config: config)
+            loss.backward()
+            XCTAssertEqual(Array(all.gradValues![0..<2]), [0, 0])
+            let kept = Tensor(Array(lp[2...]), shape: [4], requiresGrad: true)
+            let (part, _) = grpoLoss(logp: kept, old: Array(old[2...]), ref: nil, advantages: [1.5, -0.5], mask: Array(mask[2...]),
+                                     batch: 2, config: config, normalizer: LossNormalizer(sequences: 3, tokens: 5))
+            part.backward()
+            XCTAssertEqual(part.item, loss.item, accuracy: 1e-7, "\(aggregation)")
+            XCTAssertEqual(kept.gradValues!, Array(all.gradValues![2...]), "\(aggregation)")
+        }
+    }
+
     func testAdvantagesMatchTRL() throws {
         let fixture = try json("grpo_advantages.json")
         let perFunction = (fixture["rewards_per_func"] as! [[Any]]).map { $0.map { $0 as? Double } }

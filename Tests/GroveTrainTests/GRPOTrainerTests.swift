@@ -21,7 +21,7 @@ final class GRPOTrainerTests: XCTestCase {
         func score(_ batch: [RewardInput]) throws -> RewardOutput { throw RewardError(reward: name, message: "exploded") }
     }
 
-    func trainer(rewards: [Reward], steps: Int, dynamic: Int = 0) throws -> GRPOTrainer {
+    func trainer(rewards: [Reward], steps: Int, dynamic: Int = 0, microBatchTokens: Int = 4096) throws -> GRPOTrainer {
         let url = Fixtures.temporaryDirectory().appendingPathComponent("prompts.jsonl")
         try (0..<20).map { "{\"prompt\": \"\($0)=\", \"completion\": \"x\"}" }.joined(separator: "\n").write(to: url, atomically: true, encoding: .utf8)
         let tok = try Tokenizer.train(corpus: ["0123456789="], vocabSize: 262, specialTokens: ["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
@@ -32,6 +32,7 @@ final class GRPOTrainerTests: XCTestCase {
         var grpo = GRPOConfig(steps: steps, promptsPerStep: 4, groupSize: 8, sampling: SamplingOptions(temperature: 1, maxNewTokens: 2),
                               loss: GRPOLossConfig(beta: 0.04, aggregation: .perToken), learningRate: 3e-2)
         grpo.dynamicSamplingRounds = dynamic
+        grpo.microBatchTokens = microBatchTokens
         return GRPOTrainer(policy: Transformer(config: config, seed: 2), tokenizer: tok, prompts: stream,
                            rewards: WeightedRewards(rewards.map { ($0, 1.0) }), config: grpo, seed: 5)
     }
@@ -48,6 +49,33 @@ final class GRPOTrainerTests: XCTestCase {
         XCTAssertGreaterThan(late, 0.8, "GRPO teaches it to")
         XCTAssertGreaterThan(stored, 0)
         XCTAssertNotNil(t.reference, "β > 0 keeps a reference model")
+    }
+
+    /// The loss is normalised over the whole batch, so feeding it in micro-batches (here of a few
+    /// rows each) trains the same weights as one pass.
+    func testMicroBatchesGiveTheSameTraining() throws {
+        let whole = try trainer(rewards: [StartsWithSeven()], steps: 2, dynamic: 3)
+        let split = try trainer(rewards: [StartsWithSeven()], steps: 2, dynamic: 3, microBatchTokens: 12)
+        let initial = whole.policy.parameters.map(\.values)
+        var splitRows: [Int] = []
+        try whole.train { _ in }
+        try split.train { if case .rollouts(_, let r) = $0 { splitRows.append(r.count) } }
+        XCTAssertGreaterThan(PolicyBatch.microBatches(lengths: Array(repeating: 4, count: 32), tokenBudget: 12).count, 8)
+        XCTAssertEqual(splitRows, [32, 32])
+        for (a, b) in zip(whole.policy.parameters, split.policy.parameters) {
+            for (x, y) in zip(a.values, b.values) { XCTAssertEqual(x, y, accuracy: 1e-5) }
+        }
+        XCTAssertTrue(zip(initial, whole.policy.parameters).contains { $0 != $1.values }, "the steps trained something")
+    }
+
+    /// Micro-batches: every row once, sorted by length, none over the budget unless a row alone is.
+    func testMicroBatchSplit() {
+        let lengths = [5, 9, 3, 9, 1, 7, 20]
+        let parts = PolicyBatch.microBatches(lengths: lengths, tokenBudget: 18)
+        XCTAssertEqual(parts.flatMap { $0 }.sorted(), Array(lengths.indices))
+        XCTAssertEqual(parts.flatMap { $0 }.map { lengths[$0] }, lengths.sorted())
+        for p in parts where p.count > 1 { XCTAssertLessThanOrEqual(p.count * p.map { lengths[$0] }.max()!, 18) }
+        XCTAssertEqual(parts, [[4, 2, 0], [5, 1], [3], [6]])
     }
 
     func testSameSeedSameRollouts() throws {
