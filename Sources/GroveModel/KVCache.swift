@@ -41,6 +41,24 @@ public final class KVCache {
         return positions
     }
 
+    /// Fills this (empty) cache with rows of `other`: row b gets the `other.length` positions of
+    /// row `sources[b]` (a prompt prefilled once, continued by several rows).
+    func copyRows(of other: KVCache, sources: [Int]) {
+        precondition(length == 0 && sources.count == batch && other.length <= capacity, "KVCache: copyRows")
+        let row = keys[0].count / (batch * capacity), n = other.length
+        for (layer, (k, v)) in zip(keys, values).enumerated() {
+            for (b, src) in sources.enumerated() {
+                (k.data + b * capacity * row).update(from: other.keys[layer].data + src * other.capacity * row, count: n * row)
+                (v.data + b * capacity * row).update(from: other.values[layer].data + src * other.capacity * row, count: n * row)
+            }
+        }
+        for (b, src) in sources.enumerated() {
+            for t in 0..<n { keyMask[b * capacity + t] = other.keyMask[src * other.capacity + t] }
+            nextPosition[b] = other.nextPosition[src]
+        }
+        length = n
+    }
+
     /// Copies a layer's new keys/values [B, T, KVH, HS] into rows length−T ..< length.
     func store(layer: Int, keys k: Tensor, values v: Tensor) {
         let T = k.shape[1], row = k.count / (batch * T), start = length - T

@@ -120,20 +120,32 @@ extension Transformer {
         var rngs = rngs
         var done = [Bool](repeating: false, count: B)
         let pad = Int32(config.padTokenId ?? 0)
-        var tokens = [Int32](repeating: pad, count: B * P), mask = [Bool](repeating: false, count: B * P)
-        for (b, prompt) in prompts.enumerated() {
+        // Prefill each distinct prompt once (GRPO's G samples of a prompt share it), left-padded
+        // to P, with logits only at its last position; every row then copies its prompt's keys
+        // and values into the decode cache.
+        var distinct: [[Int32]] = [], index: [[Int32]: Int] = [:]
+        let source = prompts.map { p in
+            if let i = index[p] { return i }
+            index[p] = distinct.count; distinct.append(p); return distinct.count - 1
+        }
+        let D = distinct.count
+        var tokens = [Int32](repeating: pad, count: D * P), mask = [Bool](repeating: false, count: D * P)
+        for (d, prompt) in distinct.enumerated() {
             for (t, id) in prompt.enumerated() {
-                tokens[b * P + P - prompt.count + t] = id
-                mask[b * P + P - prompt.count + t] = true
+                tokens[d * P + P - prompt.count + t] = id
+                mask[d * P + P - prompt.count + t] = true
             }
         }
+        let prefill = KVCache(config: config, batch: D, capacity: P)
+        let hidden = hiddenStates(tokens: tokens, batch: D, attentionMask: mask, cache: prefill)
+        let promptLogits = logits(gatherRows(hidden, (0..<D).map { Int32($0 * P + P - 1) }))  // (D, V)
         let cache = KVCache(config: config, batch: B, capacity: P + options.maxNewTokens)
-        var logits = forward(tokens: tokens, batch: B, attentionMask: mask, cache: cache)
-        var rowLength = P  // logits rows per batch row in the last forward
+        cache.copyRows(of: prefill, sources: source)
+        var logits = gatherRows(promptLogits, source.map(Int32.init))  // (B, V): one row per batch row
         for _ in 0..<options.maxNewTokens {
             var next = [Int32](repeating: pad, count: B)
             for b in 0..<B where !done[b] {
-                let (token, logprob) = sampleToken(logits.data + ((b + 1) * rowLength - 1) * V, vocab: V, options: options, rng: &rngs[b])
+                let (token, logprob) = sampleToken(logits.data + b * V, vocab: V, options: options, rng: &rngs[b])
                 next[b] = token
                 out[b].tokens.append(token)
                 out[b].logprobs.append(logprob)
@@ -146,7 +158,6 @@ extension Transformer {
             }
             if done.allSatisfy({ $0 }) { break }
             logits = forward(tokens: next, batch: B, attentionMask: done.map { !$0 }, cache: cache)
-            rowLength = 1
         }
         return out
     }

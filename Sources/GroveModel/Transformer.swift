@@ -98,38 +98,40 @@ public final class Transformer {
     /// With a `cache`, the tokens continue the cached sequences: their keys and values are
     /// appended and attention reads every cached position (inference only, no gradients).
     public func forward(tokens: [Int32], batch B: Int, attentionMask: [Bool]? = nil, cache: KVCache? = nil) -> Tensor {
-        linear(hiddenStates(tokens: tokens, batch: B, attentionMask: attentionMask, cache: cache), lmHead)  // (B·T, V)
+        logits(hiddenStates(tokens: tokens, batch: B, attentionMask: attentionMask, cache: cache))  // (B·T, V)
     }
 
     /// The final normalised hidden states [B·T, C] (what the LM head, or a reward model's score head, reads).
     public func hiddenStates(tokens: [Int32], batch B: Int, attentionMask: [Bool]? = nil, cache: KVCache? = nil) -> Tensor {
         precondition(tokens.count % B == 0, "forward: \(tokens.count) tokens in \(B) rows")
         precondition(cache == nil || cache!.batch == B, "forward: the cache holds \(cache!.batch) rows, not \(B)")
-        let T = tokens.count / B
+        let T = tokens.count / B, NH = config.numAttentionHeads, KVH = config.numKeyValueHeads, HS = config.headDim
         let positions = cache?.append(length: T, mask: attentionMask)
             ?? Transformer.positions(batch: B, length: T, attentionMask: attentionMask)
-        var h = embedding(tokens, embedTokens)  // (B·T, C)
+        var h = gatherRows(embedTokens, tokens)  // (B·T, C)
         for (i, layer) in layers.enumerated() {
-            h = block(layer, index: i, h, batch: B, positions: positions, keyMask: attentionMask, cache: cache)
+            h = block(layer, h, positions: positions) { q, k, v in
+                let q = q.reshaped([B, T, NH, HS]), k = k.reshaped([B, T, KVH, HS]), v = v.reshaped([B, T, KVH, HS])
+                guard let cache else { return attention(q, k, v, keyMask: attentionMask) }
+                cache.store(layer: i, keys: k, values: v)
+                return attention(q, cache.keys[i], cache.values[i], keyMask: cache.keyMask, keyLength: cache.length)
+            }
         }
         return rmsNorm(h, norm, eps: Float(config.rmsNormEps))  // (B·T, C)
     }
 
-    func block(_ layer: DecoderLayer, index: Int, _ x: Tensor, batch B: Int, positions: [Int32], keyMask: [Bool]?,
-               cache: KVCache?) -> Tensor {
-        let T = x.shape[0] / B, HS = config.headDim
+    /// The LM head applied to hidden states [N, C] → logits [N, V].
+    public func logits(_ hidden: Tensor) -> Tensor { linear(hidden, lmHead) }
+
+    /// One decoder block on N token rows. `attend` maps the rows' q [N, NH, HS] and k, v
+    /// [N, KVH, HS] (RoPE applied) to the attention output; how rows form sequences is its business.
+    func block(_ layer: DecoderLayer, _ x: Tensor, positions: [Int32], attend: (Tensor, Tensor, Tensor) -> Tensor) -> Tensor {
+        let N = x.shape[0], HS = config.headDim
         let a = rmsNorm(x, layer.inputLayernorm, eps: Float(config.rmsNormEps))
-        let q = rope(layer.qProj(a).reshaped([B, T, config.numAttentionHeads, HS]), positions: positions, table: ropeTable)
-        let k = rope(layer.kProj(a).reshaped([B, T, config.numKeyValueHeads, HS]), positions: positions, table: ropeTable)
-        let v = layer.vProj(a).reshaped([B, T, config.numKeyValueHeads, HS])
-        let attended: Tensor
-        if let cache {
-            cache.store(layer: index, keys: k, values: v)
-            attended = attention(q, cache.keys[index], cache.values[index], keyMask: cache.keyMask, keyLength: cache.length)
-        } else {
-            attended = attention(q, k, v, keyMask: keyMask)
-        }
-        let o = attended.reshaped([B * T, config.numAttentionHeads * HS])
+        let q = rope(layer.qProj(a).reshaped([N, config.numAttentionHeads, HS]), positions: positions, table: ropeTable)
+        let k = rope(layer.kProj(a).reshaped([N, config.numKeyValueHeads, HS]), positions: positions, table: ropeTable)
+        let v = layer.vProj(a).reshaped([N, config.numKeyValueHeads, HS])
+        let o = attend(q, k, v).reshaped([N, config.numAttentionHeads * HS])
         let h = add(x, layer.oProj(o))
         let m = rmsNorm(h, layer.postAttentionLayernorm, eps: Float(config.rmsNormEps))
         return add(h, layer.downProj(swiglu(layer.gateProj(m), layer.upProj(m))))

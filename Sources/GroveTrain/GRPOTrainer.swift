@@ -152,15 +152,15 @@ public final class GRPOTrainer {
                                             tokens: records.reduce(0) { $0 + PolicyBatch.lossTokens($1, maskTruncated: config.maskTruncated) })
             let trained = config.loss.beta == 0 ? records.filter { $0.advantage != 0 } : records
             if !trained.isEmpty {
-                let parts = PolicyBatch.microBatches(lengths: trained.map { $0.completion.promptIds.count + $0.completion.ids.count },
-                                                     tokenBudget: config.microBatchTokens)
+                let parts = PolicyBatch.microBatches(lengths: trained.map { $0.completion.ids.count }, tokenBudget: config.microBatchTokens)
                     .map { PolicyBatch($0.map { trained[$0] }, maskTruncated: config.maskTruncated, pad: pad) }
-                let ref = reference.map { r in GradMode.withoutGrad { parts.map { $0.logprobs(r, temperature: config.sampling.temperature).values } } }
+                let temperature = config.sampling.temperature
+                let ref = reference.map { r in GradMode.withoutGrad { parts.map { tokenLogProbs($0.logits(r, temperature: temperature), targets: $0.targets).values } } }
                 var old = [[Float]](repeating: [], count: parts.count)
                 for iteration in 0..<config.iterations {
                     for p in policy.parameters { p.zeroGrad() }
                     for (k, part) in parts.enumerated() {
-                        let logits = scale(policy.forward(tokens: part.tokens, batch: part.batch), 1 / max(config.sampling.temperature, 1e-6))
+                        let logits = part.logits(policy, temperature: temperature)
                         let logp = tokenLogProbs(logits, targets: part.targets)
                         if iteration == 0 {
                             old[k] = logp.values  // μ = 1: the ratio is exactly 1
@@ -223,36 +223,49 @@ public final class GRPOTrainer {
     func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 }
 
-/// Prompt + completion sequences of a GRPO (micro-)batch, right-padded, with the positions whose
-/// next token is a completion token marked (the loss mask).
+/// A GRPO (micro-)batch as the model sees it: each distinct prompt once, its completions as
+/// suffixes that attend to it (`SharedPrefixBatch`), and per completion position the hidden row
+/// that predicts it (the prompt's last token for the first one), its target and the loss mask.
 struct PolicyBatch {
-    let tokens: [Int32]   // (B, L)
-    let targets: [Int32]  // (B, L): the next token at completion positions, −1 elsewhere
-    let mask: [Bool]      // (B, L)
+    let input: SharedPrefixBatch
+    let targetRows: [Int32]  // (B, Ls): hidden row predicting completion token t of row b
+    let targets: [Int32]     // (B, Ls): completion token t, −1 on padding
+    let mask: [Bool]         // (B, Ls)
     let advantages: [Float]
-    let batch: Int
-    let length: Int
+    var batch: Int { input.suffixCount }
 
     init(_ records: [RolloutRecord], maskTruncated: Bool, pad: Int32) {
-        batch = records.count
-        length = records.map { $0.completion.promptIds.count + $0.completion.ids.count }.max() ?? 0
-        var tokens = [Int32](repeating: pad, count: batch * length), targets = [Int32](repeating: -1, count: batch * length)
-        for (b, r) in records.enumerated() {
-            let seq = r.completion.promptIds + r.completion.ids, P = r.completion.promptIds.count
-            for (t, id) in seq.enumerated() { tokens[b * length + t] = id }
-            if maskTruncated && r.completion.finishReason == .length { continue }
-            for t in max(P - 1, 0)..<(seq.count - 1) { targets[b * length + t] = seq[t + 1] }
+        var prompts: [[Int32]] = [], promptIndex: [[Int32]: Int] = [:], prefixOf: [Int] = []
+        for r in records {
+            let ids = r.completion.promptIds
+            precondition(!ids.isEmpty, "GRPO: an empty prompt has no token to predict the completion from")
+            if promptIndex[ids] == nil { promptIndex[ids] = prompts.count; prompts.append(ids) }
+            prefixOf.append(promptIndex[ids]!)
         }
-        self.tokens = tokens
+        input = SharedPrefixBatch(prefixes: prompts, suffixes: records.map(\.completion.ids), prefixOf: prefixOf, pad: pad)
+        let Ls = input.suffixLength
+        var rows = [Int32](repeating: 0, count: records.count * Ls), targets = [Int32](repeating: -1, count: rows.count)
+        for (b, r) in records.enumerated() {
+            let trained = !(maskTruncated && r.completion.finishReason == .length)
+            for t in 0..<Ls {
+                rows[b * Ls + t] = Int32(t == 0 ? input.lastPrefixRow(prefixOf[b]) : input.suffixRow(b, t - 1))
+                if trained && t < r.completion.ids.count { targets[b * Ls + t] = r.completion.ids[t] }
+            }
+        }
+        targetRows = rows
         self.targets = targets
         mask = targets.map { $0 >= 0 }
         advantages = records.map { Float($0.advantage) }
     }
 
+    /// Logits (divided by the sampling temperature) at the target rows [B·Ls, V].
+    func logits(_ model: Transformer, temperature: Float) -> Tensor {
+        scale(model.logits(gatherRows(model.hiddenStates(input), targetRows)), 1 / max(temperature, 1e-6))
+    }
+
     /// Positions of `record` that take part in the loss (the count of its mask entries).
     static func lossTokens(_ record: RolloutRecord, maskTruncated: Bool) -> Int {
-        if maskTruncated && record.completion.finishReason == .length { return 0 }
-        return max(record.completion.promptIds.count + record.completion.ids.count - 1 - max(record.completion.promptIds.count - 1, 0), 0)
+        maskTruncated && record.completion.finishReason == .length ? 0 : record.completion.ids.count
     }
 
     /// Row indices grouped into micro-batches: sorted by length (ties by index, so the split is
@@ -267,11 +280,6 @@ struct PolicyBatch {
         }
         if !current.isEmpty { parts.append(current) }
         return parts
-    }
-
-    /// Per-position log-probs of the targets under `model` (inference).
-    func logprobs(_ model: Transformer, temperature: Float) -> Tensor {
-        tokenLogProbs(scale(model.forward(tokens: tokens, batch: batch), 1 / max(temperature, 1e-6)), targets: targets)
     }
 
     /// Sum of the predicted distribution's entropy over the masked positions, and their count.

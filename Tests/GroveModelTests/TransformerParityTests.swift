@@ -86,16 +86,18 @@ final class TransformerParityTests: XCTestCase {
         XCTAssertEqual(model.config.parameterCount(), expected["num_parameters"] as! Int)
     }
 
-    /// Generation cuts its rows into groups decoded in parallel: every row's tokens and
-    /// log-probs are those it gets when sampled alone, on one thread or two.
+    /// Generation cuts its rows into groups decoded in parallel and prefills a prompt that several
+    /// rows share only once: every row's tokens and log-probs are those it gets when sampled
+    /// alone, on one thread or two.
     func testGroupedParallelSamplingEqualsEachRowAlone() {
         let saved = Parallel.threads
         defer { Parallel.threads = saved }
         let V = model.config.vocabSize
         var prompts: [[Int32]] = []
         for i in 0..<(2 * Transformer.decodeGroupRows + 3) {
-            let length = 2 + i % 5  // lengths 2…6: groups are left-padded
-            prompts.append((0..<length).map { t -> Int32 in Int32((7 * i + 3 * t + 1) % V) })
+            let p = i / 3  // rows 3p, 3p+1, 3p+2 share a prompt (and sample with their own generators)
+            let length = 2 + p % 5  // lengths 2…6: groups are left-padded
+            prompts.append((0..<length).map { t -> Int32 in Int32((7 * p + 3 * t + 1) % V) })
         }
         let rngs = prompts.indices.map { SeededRandom(seed: 5, streams: [UInt64($0)]) }
         let options = SamplingOptions(temperature: 1, maxNewTokens: 6)

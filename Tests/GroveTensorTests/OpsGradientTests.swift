@@ -31,9 +31,11 @@ final class OpsGradientTests: XCTestCase {
         checkGradients("mean", inputs: [a]) { mean($0[0]) }
     }
 
-    func testEmbedding() {
-        let table = randomTensor([6, 4], seed: 10)
-        checkGradients("embedding", inputs: [table]) { embedding([3, 0, 3, 5, 1], $0[0]) }
+    func testGatherAndConcatRows() {
+        let table = randomTensor([6, 4], seed: 10), other = randomTensor([2, 4], seed: 30)
+        checkGradients("gatherRows", inputs: [table]) { gatherRows($0[0], [3, 0, 3, 5, 1]) }
+        checkGradients("concatRows", inputs: [table, other]) { concatRows($0[0], $0[1]) }
+        XCTAssertEqual(concatRows(table, other).values, table.values + other.values)
     }
 
     func testRMSNorm() {
