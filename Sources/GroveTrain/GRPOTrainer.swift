@@ -26,8 +26,8 @@ public struct GRPOConfig {
     public var maskTruncated = false
     /// Drop groups whose rewards are all equal and sample more prompts, up to this many extra rounds (0: off).
     public var dynamicSamplingRounds = 0
-    /// Padded tokens (rows × longest row) per forward/backward pass of the training part: the
-    /// batch is split into micro-batches of similar length under this budget.
+    /// Padded completion tokens (rows × longest completion) per forward/backward pass of the
+    /// training part: the batch is split into micro-batches of similar length under this budget.
     public var microBatchTokens = 4096
     /// Copy the policy into the reference model every N steps (0: never).
     public var refreshReferenceEvery = 0
@@ -152,7 +152,9 @@ public final class GRPOTrainer {
                                             tokens: records.reduce(0) { $0 + PolicyBatch.lossTokens($1, maskTruncated: config.maskTruncated) })
             let trained = config.loss.beta == 0 ? records.filter { $0.advantage != 0 } : records
             if !trained.isEmpty {
-                let parts = PolicyBatch.microBatches(lengths: trained.map { $0.completion.ids.count }, tokenBudget: config.microBatchTokens)
+                let promptTokens = Set(trained.map(\.completion.promptIds)).reduce(0) { $0 + $1.count }
+                let parts = PolicyBatch.microBatches(lengths: trained.map { $0.completion.ids.count }, tokenBudget: config.microBatchTokens,
+                                                     partOverhead: promptTokens)
                     .map { PolicyBatch($0.map { trained[$0] }, maskTruncated: config.maskTruncated, pad: pad) }
                 let temperature = config.sampling.temperature
                 let ref = reference.map { r in GradMode.withoutGrad { parts.map { tokenLogProbs($0.logits(r, temperature: temperature), targets: $0.targets).values } } }
@@ -268,18 +270,29 @@ struct PolicyBatch {
         maskTruncated && record.completion.finishReason == .length ? 0 : record.completion.ids.count
     }
 
-    /// Row indices grouped into micro-batches: sorted by length (ties by index, so the split is
-    /// reproducible), a new micro-batch whenever rows × longest row would exceed `tokenBudget`.
-    static func microBatches(lengths: [Int], tokenBudget: Int) -> [[Int]] {
+    /// Row indices grouped into micro-batches of rows sorted by length (ties by index, so the
+    /// split is reproducible). A micro-batch costs rows × its longest row, plus `partOverhead`
+    /// (its prompts' tokens, computed again in every micro-batch); the split minimises the total
+    /// cost (dynamic programming over the sorted rows) with rows × longest ≤ `tokenBudget`
+    /// unless a row alone exceeds it.
+    static func microBatches(lengths: [Int], tokenBudget: Int, partOverhead: Int) -> [[Int]] {
         let order = lengths.indices.sorted { (lengths[$0], $0) < (lengths[$1], $1) }
-        var parts: [[Int]] = [], current: [Int] = []
-        for i in order {
-            // Sorted ascending, so row i is the longest of `current` once added.
-            if !current.isEmpty && (current.count + 1) * lengths[i] > tokenBudget { parts.append(current); current = [] }
-            current.append(i)
+        let n = order.count
+        // best[i]: the cheapest split of the i shortest rows; start[i]: where its last part begins.
+        var best = [Int](repeating: .max, count: n + 1), start = [Int](repeating: 0, count: n + 1)
+        best[0] = 0
+        for i in stride(from: 1, through: n, by: 1) {
+            let longest = lengths[order[i - 1]]
+            for j in stride(from: i - 1, through: 0, by: -1) {
+                let rows = i - j
+                if rows > 1 && rows * longest > tokenBudget { break }
+                let cost = best[j] + rows * longest + partOverhead
+                if cost < best[i] { best[i] = cost; start[i] = j }
+            }
         }
-        if !current.isEmpty { parts.append(current) }
-        return parts
+        var parts: [[Int]] = [], end = n
+        while end > 0 { parts.append(Array(order[start[end]..<end])); end = start[end] }
+        return parts.reversed()
     }
 
     /// Sum of the predicted distribution's entropy over the masked positions, and their count.

@@ -60,7 +60,7 @@ final class GRPOTrainerTests: XCTestCase {
         var splitRows: [Int] = []
         try whole.train { _ in }
         try split.train { if case .rollouts(_, let r) = $0 { splitRows.append(r.count) } }
-        XCTAssertGreaterThan(PolicyBatch.microBatches(lengths: Array(repeating: 4, count: 32), tokenBudget: 12).count, 8)
+        XCTAssertGreaterThan(PolicyBatch.microBatches(lengths: Array(repeating: 4, count: 32), tokenBudget: 12, partOverhead: 0).count, 8)
         XCTAssertEqual(splitRows, [32, 32])
         for (a, b) in zip(whole.policy.parameters, split.policy.parameters) {
             for (x, y) in zip(a.values, b.values) { XCTAssertEqual(x, y, accuracy: 1e-5) }
@@ -68,14 +68,28 @@ final class GRPOTrainerTests: XCTestCase {
         XCTAssertTrue(zip(initial, whole.policy.parameters).contains { $0 != $1.values }, "the steps trained something")
     }
 
-    /// Micro-batches: every row once, sorted by length, none over the budget unless a row alone is.
+    /// Micro-batches: every row once, sorted by length, none over the budget unless a row alone
+    /// is, and the cheapest split: a part costs rows × longest + the overhead (its prompts).
     func testMicroBatchSplit() {
         let lengths = [5, 9, 3, 9, 1, 7, 20]
-        let parts = PolicyBatch.microBatches(lengths: lengths, tokenBudget: 18)
-        XCTAssertEqual(parts.flatMap { $0 }.sorted(), Array(lengths.indices))
-        XCTAssertEqual(parts.flatMap { $0 }.map { lengths[$0] }, lengths.sorted())
-        for p in parts where p.count > 1 { XCTAssertLessThanOrEqual(p.count * p.map { lengths[$0] }.max()!, 18) }
-        XCTAssertEqual(parts, [[4, 2, 0], [5, 1], [3], [6]])
+        func cost(_ parts: [[Int]], _ overhead: Int) -> Int { parts.reduce(0) { $0 + $1.count * $1.map { lengths[$0] }.max()! + overhead } }
+        for overhead in [0, 6, 100] {
+            let parts = PolicyBatch.microBatches(lengths: lengths, tokenBudget: 18, partOverhead: overhead)
+            XCTAssertEqual(parts.flatMap { $0 }.sorted(), Array(lengths.indices))
+            XCTAssertEqual(parts.flatMap { $0 }.map { lengths[$0] }, lengths.sorted())
+            for p in parts where p.count > 1 { XCTAssertLessThanOrEqual(p.count * p.map { lengths[$0] }.max()!, 18) }
+            // Against every split of the sorted rows into consecutive parts (2⁶ of them).
+            let sorted = parts.flatMap { $0 }
+            var cheapest = Int.max
+            for cuts in 0..<(1 << (lengths.count - 1)) {
+                var candidate: [[Int]] = [[sorted[0]]]
+                for i in 1..<sorted.count { if cuts & (1 << (i - 1)) != 0 { candidate.append([sorted[i]]) } else { candidate[candidate.count - 1].append(sorted[i]) } }
+                if candidate.allSatisfy({ $0.count == 1 || $0.count * $0.map { lengths[$0] }.max()! <= 18 }) { cheapest = min(cheapest, cost(candidate, overhead)) }
+            }
+            XCTAssertEqual(cost(parts, overhead), cheapest, "overhead \(overhead)")
+        }
+        XCTAssertEqual(PolicyBatch.microBatches(lengths: lengths, tokenBudget: 18, partOverhead: 100), [[4, 2], [0, 5], [1, 3], [6]])
+        XCTAssertEqual(PolicyBatch.microBatches(lengths: [], tokenBudget: 18, partOverhead: 1), [])
     }
 
     func testSameSeedSameRollouts() throws {
