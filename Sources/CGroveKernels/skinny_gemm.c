@@ -13,7 +13,14 @@ typedef float v16 __attribute__((vector_size(64)));
 // Macros rather than functions: a 64-byte vector may not cross a call in the AVX2 and SSE
 // builds (it would change the calling convention).
 #define LOAD16(p) ({ v16 v_; memcpy(&v_, (p), sizeof v_); v_; })
-#define HSUM(v) ({ float s_ = 0; for (int i_ = 0; i_ < 16; i_++) s_ += (v)[i_]; s_; })
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v4 __attribute__((vector_size(16)));
+// Horizontal sum as a halving tree (16 → 8 → 4 → 1): a chain of 15 dependent scalar adds
+// cost as much as the multiply loop itself at K = 256.
+#define HSUM(v) ({ v16 v_ = (v); \
+    v8 h_ = __builtin_shufflevector(v_, v_, 0, 1, 2, 3, 4, 5, 6, 7) + __builtin_shufflevector(v_, v_, 8, 9, 10, 11, 12, 13, 14, 15); \
+    v4 q_ = __builtin_shufflevector(h_, h_, 0, 1, 2, 3) + __builtin_shufflevector(h_, h_, 4, 5, 6, 7); \
+    (q_[0] + q_[2]) + (q_[1] + q_[3]); })
 
 static inline void store(float *c, float value, float alpha, float beta) {
     *c = beta == 0 ? alpha * value : alpha * value + beta * *c;
