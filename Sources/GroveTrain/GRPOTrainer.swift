@@ -151,7 +151,7 @@ public final class GRPOTrainer {
             let normalizer = LossNormalizer(sequences: records.count,
                                             tokens: records.reduce(0) { $0 + PolicyBatch.lossTokens($1, maskTruncated: config.maskTruncated) })
             let trained = config.loss.beta == 0 ? records.filter { $0.advantage != 0 } : records
-            if !trained.isEmpty {
+            if !records.isEmpty {  // with no row trained the optimizer still steps (momentum, decay), as with zero gradients
                 let promptTokens = Set(trained.map(\.completion.promptIds)).reduce(0) { $0 + $1.count }
                 let parts = PolicyBatch.microBatches(lengths: trained.map { $0.completion.ids.count }, tokenBudget: config.microBatchTokens,
                                                      partOverhead: promptTokens)

@@ -21,7 +21,7 @@ final class GRPOTrainerTests: XCTestCase {
         func score(_ batch: [RewardInput]) throws -> RewardOutput { throw RewardError(reward: name, message: "exploded") }
     }
 
-    func trainer(rewards: [Reward], steps: Int, dynamic: Int = 0, microBatchTokens: Int = 4096) throws -> GRPOTrainer {
+    func trainer(rewards: [Reward], steps: Int, dynamic: Int = 0, microBatchTokens: Int = 4096, beta: Double = 0.04) throws -> GRPOTrainer {
         let url = Fixtures.temporaryDirectory().appendingPathComponent("prompts.jsonl")
         try (0..<20).map { "{\"prompt\": \"\($0)=\", \"completion\": \"x\"}" }.joined(separator: "\n").write(to: url, atomically: true, encoding: .utf8)
         let tok = try Tokenizer.train(corpus: ["0123456789="], vocabSize: 262, specialTokens: ["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
@@ -30,7 +30,7 @@ final class GRPOTrainerTests: XCTestCase {
         let file = try JSONLFile(url: url)
         let stream = TrainingStream(file: file, rows: Array(0..<file.count), format: .promptCompletion, tokenizer: tok, maxLength: 32, seed: 1)
         var grpo = GRPOConfig(steps: steps, promptsPerStep: 4, groupSize: 8, sampling: SamplingOptions(temperature: 1, maxNewTokens: 2),
-                              loss: GRPOLossConfig(beta: 0.04, aggregation: .perToken), learningRate: 3e-2)
+                              loss: GRPOLossConfig(beta: beta, aggregation: .perToken), learningRate: 3e-2)
         grpo.dynamicSamplingRounds = dynamic
         grpo.microBatchTokens = microBatchTokens
         return GRPOTrainer(policy: Transformer(config: config, seed: 2), tokenizer: tok, prompts: stream,
@@ -90,6 +90,19 @@ final class GRPOTrainerTests: XCTestCase {
         }
         XCTAssertEqual(PolicyBatch.microBatches(lengths: lengths, tokenBudget: 18, partOverhead: 100), [[4, 2], [0, 5], [1, 3], [6]])
         XCTAssertEqual(PolicyBatch.microBatches(lengths: [], tokenBudget: 18, partOverhead: 1), [])
+    }
+
+    /// Equal rewards everywhere with β = 0: no row is fed, but the optimizer still steps as it would
+    /// on zero gradients (Adam's momentum and weight decay keep going, as in TRL).
+    func testStepsWithoutSignalStillStepTheOptimizer() throws {
+        struct Constant: Reward {
+            let name = "one"
+            func score(_ batch: [RewardInput]) throws -> RewardOutput { RewardOutput(values: batch.map { _ in 1 }) }
+        }
+        let t = try trainer(rewards: [Constant()], steps: 2, beta: 0)
+        XCTAssertNil(t.reference)
+        try t.train { _ in }
+        XCTAssertEqual(t.optimizer.stepCount, 2)
     }
 
     func testSameSeedSameRollouts() throws {
