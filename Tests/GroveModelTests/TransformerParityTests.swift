@@ -100,14 +100,20 @@ final class TransformerParityTests: XCTestCase {
             prompts.append((0..<length).map { t -> Int32 in Int32((7 * p + 3 * t + 1) % V) })
         }
         let rngs = prompts.indices.map { SeededRandom(seed: 5, streams: [UInt64($0)]) }
-        let options = SamplingOptions(temperature: 1, maxNewTokens: 6)
-        let alone = prompts.indices.map { model.generate(prompts: [prompts[$0]], options: options, rngs: [rngs[$0]])[0] }
-        for threads in [1, 2] {
-            Parallel.threads = threads
-            let together = model.generate(prompts: prompts, options: options, rngs: rngs)
-            for (i, (a, b)) in zip(alone, together).enumerated() {
-                XCTAssertEqual(a.tokens, b.tokens, "row \(i), \(threads) threads")
-                for (x, y) in zip(a.logprobs, b.logprobs) { XCTAssertEqual(x, y, accuracy: 1e-5, "row \(i)") }
+        // Without stop tokens every row runs 6 steps; with a quarter of the vocabulary as stop tokens
+        // rows finish at different steps and leave the decode batch.
+        let stops = Set((0..<Int32(V)).filter { $0 % 4 == 1 })
+        for options in [SamplingOptions(temperature: 1, maxNewTokens: 6), SamplingOptions(temperature: 1, maxNewTokens: 6, stopTokens: stops)] {
+            let alone = prompts.indices.map { model.generate(prompts: [prompts[$0]], options: options, rngs: [rngs[$0]])[0] }
+            if !options.stopTokens.isEmpty { XCTAssertGreaterThan(Set(alone.map(\.tokens.count)).count, 2, "rows end at different steps") }
+            for threads in [1, 2] {
+                Parallel.threads = threads
+                let together = model.generate(prompts: prompts, options: options, rngs: rngs)
+                for (i, (a, b)) in zip(alone, together).enumerated() {
+                    XCTAssertEqual(a.tokens, b.tokens, "row \(i), \(threads) threads")
+                    XCTAssertEqual(a.finishReason, b.finishReason, "row \(i)")
+                    for (x, y) in zip(a.logprobs, b.logprobs) { XCTAssertEqual(x, y, accuracy: 1e-5, "row \(i)") }
+                }
             }
         }
     }
