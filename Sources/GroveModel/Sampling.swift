@@ -123,11 +123,7 @@ extension Transformer {
         // Prefill each distinct prompt once (GRPO's G samples of a prompt share it), left-padded
         // to P, with logits only at its last position; every row then copies its prompt's keys
         // and values into the decode cache.
-        var distinct: [[Int32]] = [], index: [[Int32]: Int] = [:]
-        let source = prompts.map { p in
-            if let i = index[p] { return i }
-            index[p] = distinct.count; distinct.append(p); return distinct.count - 1
-        }
+        let (distinct, source) = distinctSequences(prompts)
         let D = distinct.count
         var tokens = [Int32](repeating: pad, count: D * P), mask = [Bool](repeating: false, count: D * P)
         for (d, prompt) in distinct.enumerated() {

@@ -32,6 +32,12 @@ public struct SharedPrefixBatch {
         self.prefixOf = prefixOf
     }
 
+    /// Each suffix with its own prompt, identical prompts becoming one prefix.
+    public init(prompts: [[Int32]], suffixes: [[Int32]], pad: Int32) {
+        let (distinct, prefixOf) = distinctSequences(prompts)
+        self.init(prefixes: distinct, suffixes: suffixes, prefixOf: prefixOf, pad: pad)
+    }
+
     /// The hidden row of position t of suffix b, and that of prefix p's last token (which
     /// predicts the first suffix token).
     public func suffixRow(_ b: Int, _ t: Int) -> Int { prefixCount * prefixLength + b * suffixLength + t }
@@ -61,19 +67,32 @@ extension Transformer {
             keyMask += batch.prefixMask[p * Lp..<(p + 1) * Lp]
             keyMask += batch.suffixMask[b * Ls..<(b + 1) * Ls]
         }
-        let prefixPart = (0..<prefixRows).map(Int32.init), suffixPart = (prefixRows..<prefixRows + B * Ls).map(Int32.init)
 
         var h = gatherRows(embedTokens, batch.prefixTokens + batch.suffixTokens)  // (P·Lp + B·Ls, C)
         for layer in layers {
             h = block(layer, h, positions: positions) { q, k, v in
-                let q = q.reshaped([-1, NH * HS]), k = k.reshaped([-1, KVH * HS]), v = v.reshaped([-1, KVH * HS])
-                let prefixOut = attention(gatherRows(q, prefixPart).reshaped([P, Lp, NH, HS]), gatherRows(k, prefixPart).reshaped([P, Lp, KVH, HS]),
-                                          gatherRows(v, prefixPart).reshaped([P, Lp, KVH, HS]), keyMask: batch.prefixMask)
-                let suffixOut = attention(gatherRows(q, suffixPart).reshaped([B, Ls, NH, HS]), gatherRows(k, keyRows).reshaped([B, Lp + Ls, KVH, HS]),
+                let k = k.reshaped([-1, KVH * HS]), v = v.reshaped([-1, KVH * HS]), N = prefixRows + B * Ls
+                // Prefix rows and suffix queries are contiguous row ranges (views); suffix keys are gathered.
+                let prefixOut = attention(q.rows(0..<prefixRows).reshaped([P, Lp, NH, HS]), k.rows(0..<prefixRows).reshaped([P, Lp, KVH, HS]),
+                                          v.rows(0..<prefixRows).reshaped([P, Lp, KVH, HS]), keyMask: batch.prefixMask)
+                let suffixOut = attention(q.rows(prefixRows..<N).reshaped([B, Ls, NH, HS]), gatherRows(k, keyRows).reshaped([B, Lp + Ls, KVH, HS]),
                                           gatherRows(v, keyRows).reshaped([B, Lp + Ls, KVH, HS]), keyMask: keyMask)
                 return concatRows(prefixOut.reshaped([P * Lp, NH * HS]), suffixOut.reshaped([B * Ls, NH * HS]))
             }
         }
         return rmsNorm(h, norm, eps: Float(config.rmsNormEps))
     }
+}
+
+/// The distinct sequences of `rows` in first-seen order, and for each row the index of its own:
+/// a prompt that several rows share (GRPO's G samples) is computed once.
+func distinctSequences(_ rows: [[Int32]]) -> (distinct: [[Int32]], index: [Int]) {
+    var distinct: [[Int32]] = [], seen: [[Int32]: Int] = [:]
+    let index = rows.map { row in
+        if let i = seen[row] { return i }
+        seen[row] = distinct.count
+        distinct.append(row)
+        return distinct.count - 1
+    }
+    return (distinct, index)
 }

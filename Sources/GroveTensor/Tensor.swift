@@ -94,11 +94,11 @@ public final class Tensor {
         values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: count) }
     }
 
-    init(viewOf parent: Tensor, shape: [Int]) {
+    init(viewOf parent: Tensor, shape: [Int], offset: Int) {
         self.shape = shape
         self.count = shape.reduce(1, *)
         self.storage = parent.storage
-        self.offset = parent.offset
+        self.offset = offset
         self.requiresGrad = false
     }
 
@@ -149,7 +149,19 @@ public final class Tensor {
             newShape[i] = count / newShape.enumerated().filter { $0.offset != i }.map(\.element).reduce(1, *)
         }
         precondition(newShape.reduce(1, *) == count, "reshape \(shape) -> \(newShape)")
-        let view = Tensor(viewOf: self, shape: newShape)
+        return view(shape: newShape, offset: offset)
+    }
+
+    /// Rows `range` of the leading dimension, as a view: shares data and gradient, no copy.
+    public func rows(_ range: Range<Int>) -> Tensor {
+        precondition(range.lowerBound >= 0 && range.upperBound <= shape[0], "rows \(range) of \(shape)")
+        return view(shape: [range.count] + shape.dropFirst(), offset: offset + range.lowerBound * (count / max(shape[0], 1)))
+    }
+
+    /// A view of `shape` elements from `offset` of the same storage, in the graph when this
+    /// tensor is: its gradient lands directly in this tensor's buffer.
+    func view(shape: [Int], offset: Int) -> Tensor {
+        let view = Tensor(viewOf: self, shape: shape, offset: offset)
         if requiresGrad && GradMode.isEnabled {
             _ = grad  // make sure the shared gradient buffer exists before the view aliases it
             view.gradStorage = gradStorage

@@ -237,21 +237,15 @@ struct PolicyBatch {
     var batch: Int { input.suffixCount }
 
     init(_ records: [RolloutRecord], maskTruncated: Bool, pad: Int32) {
-        var prompts: [[Int32]] = [], promptIndex: [[Int32]: Int] = [:], prefixOf: [Int] = []
-        for r in records {
-            let ids = r.completion.promptIds
-            precondition(!ids.isEmpty, "GRPO: an empty prompt has no token to predict the completion from")
-            if promptIndex[ids] == nil { promptIndex[ids] = prompts.count; prompts.append(ids) }
-            prefixOf.append(promptIndex[ids]!)
-        }
-        input = SharedPrefixBatch(prefixes: prompts, suffixes: records.map(\.completion.ids), prefixOf: prefixOf, pad: pad)
+        precondition(records.allSatisfy { !$0.completion.promptIds.isEmpty }, "GRPO: an empty prompt has no token to predict the completion from")
+        input = SharedPrefixBatch(prompts: records.map(\.completion.promptIds), suffixes: records.map(\.completion.ids), pad: pad)
         let Ls = input.suffixLength
         var rows = [Int32](repeating: 0, count: records.count * Ls), targets = [Int32](repeating: -1, count: rows.count)
         for (b, r) in records.enumerated() {
-            let trained = !(maskTruncated && r.completion.finishReason == .length)
+            let lossTokens = PolicyBatch.lossTokens(r, maskTruncated: maskTruncated)
             for t in 0..<Ls {
-                rows[b * Ls + t] = Int32(t == 0 ? input.lastPrefixRow(prefixOf[b]) : input.suffixRow(b, t - 1))
-                if trained && t < r.completion.ids.count { targets[b * Ls + t] = r.completion.ids[t] }
+                rows[b * Ls + t] = Int32(t == 0 ? input.lastPrefixRow(input.prefixOf[b]) : input.suffixRow(b, t - 1))
+                if t < lossTokens { targets[b * Ls + t] = r.completion.ids[t] }
             }
         }
         targetRows = rows
