@@ -218,6 +218,32 @@ extension Recipe {
 
     enum ScheduleKind: String, CaseIterable { case constant, warmup_cosine, warmup_step }
 
+    /// The learning-rate schedule of a stage: `schedule` and the keys of that schedule. A key
+    /// the chosen schedule does not read (`warmup_steps` with `constant`, `gamma` with
+    /// `warmup_cosine`) is an error rather than silently ignored.
+    static func readSchedule(_ s: Fields, steps: Int, _ r: RecipeReader) throws -> LearningRateSchedule {
+        let kind = try s["schedule"].map { try r.choice($0, s.path("schedule"), as: ScheduleKind.self) } ?? .constant
+        let reads: [String]
+        switch kind {
+        case .constant: reads = []
+        case .warmup_cosine: reads = ["warmup_steps", "min_lr_ratio"]
+        case .warmup_step: reads = ["warmup_steps", "step_size", "gamma"]
+        }
+        for key in ["warmup_steps", "min_lr_ratio", "step_size", "gamma"] where s.has(key) && !reads.contains(key) {
+            throw r.error(s[key]!, s.path(key), "not used by schedule '\(kind.rawValue)'"
+                          + (kind == .constant ? "; set schedule: warmup_cosine or warmup_step" : ""))
+        }
+        let warmup = try s.int("warmup_steps", default: 0, min: 0)
+        switch kind {
+        case .constant: return .constant
+        case .warmup_cosine:
+            return .warmupCosine(warmupSteps: warmup, totalSteps: steps, minRatio: Float(try s.double("min_lr_ratio", default: 0, range: 0...1)))
+        case .warmup_step:
+            return .warmupStep(warmupSteps: warmup, stepSize: try s.int("step_size", default: max(steps / 3, 1), min: 1),
+                               gamma: Float(try s.double("gamma", default: 0.1, range: 0...1)))
+        }
+    }
+
     static func readSFT(_ value: RecipeValue, path: String, _ r: RecipeReader) throws -> SFTConfig {
         let s = try r.mapping(value, path, allowed: ["steps", "batch_size", "micro_batch_size", "lr", "schedule", "warmup_steps",
                                                      "min_lr_ratio", "step_size", "gamma", "weight_decay", "beta1", "beta2",
@@ -228,17 +254,7 @@ extension Recipe {
         if batch % micro != 0 {
             throw r.error(s["micro_batch_size"]!, s.path("micro_batch_size"), "must divide batch_size (\(batch))")
         }
-        let warmup = try s.int("warmup_steps", default: 0, min: 0)
-        let schedule: LearningRateSchedule
-        switch try s["schedule"].map({ try r.choice($0, s.path("schedule"), as: ScheduleKind.self) }) ?? .constant {
-        case .constant: schedule = .constant
-        case .warmup_cosine:
-            schedule = .warmupCosine(warmupSteps: warmup, totalSteps: steps,
-                                     minRatio: Float(try s.double("min_lr_ratio", default: 0, range: 0...1)))
-        case .warmup_step:
-            schedule = .warmupStep(warmupSteps: warmup, stepSize: try s.int("step_size", default: max(steps / 3, 1), min: 1),
-                                   gamma: Float(try s.double("gamma", default: 0.1, range: 0...1)))
-        }
+        let schedule = try readSchedule(s, steps: steps, r)
         return SFTConfig(steps: steps, batchSize: batch, microBatchSize: micro,
                          learningRate: Float(try s.double("lr", default: 1e-3, range: 0...10)),
                          schedule: schedule,
@@ -256,7 +272,7 @@ extension Recipe {
     static func readGRPO(_ value: RecipeValue, path: String, _ r: RecipeReader) throws -> Stage {
         let s = try r.mapping(value, path, allowed: ["steps", "prompts_per_step", "group_size", "temperature", "top_k", "top_p", "min_p",
                                                      "max_new_tokens", "stop", "beta", "epsilon", "epsilon_high", "loss", "scale_rewards",
-                                                     "iterations", "lr", "schedule", "warmup_steps", "min_lr_ratio", "weight_decay",
+                                                     "iterations", "lr", "schedule", "warmup_steps", "min_lr_ratio", "step_size", "gamma", "weight_decay",
                                                      "max_grad_norm", "mask_truncated", "dynamic_sampling", "ref_refresh_every",
                                                      "micro_batch_tokens", "eval_every", "checkpoint_every", "rewards", "prompts", "sft_control"])
         let steps = try r.int(try s.required("steps"), s.path("steps"), min: 1)
@@ -285,13 +301,7 @@ extension Recipe {
         case .none: config.scaling = .none
         }
         config.iterations = try s.int("iterations", default: 1, min: 1)
-        let warmup = try s.int("warmup_steps", default: 0, min: 0)
-        switch try s["schedule"].map({ try r.choice($0, s.path("schedule"), as: ScheduleKind.self) }) ?? .constant {
-        case .constant: config.schedule = .constant
-        case .warmup_cosine:
-            config.schedule = .warmupCosine(warmupSteps: warmup, totalSteps: steps, minRatio: Float(try s.double("min_lr_ratio", default: 0, range: 0...1)))
-        case .warmup_step: config.schedule = .warmupStep(warmupSteps: warmup, stepSize: max(steps / 3, 1), gamma: 0.1)
-        }
+        config.schedule = try readSchedule(s, steps: steps, r)
         config.weightDecay = Float(try s.double("weight_decay", default: 0, range: 0...10))
         config.maxGradNorm = Float(try s.double("max_grad_norm", default: 1, range: 0...1e6))
         config.maskTruncated = try s.bool("mask_truncated", default: false)

@@ -62,6 +62,11 @@ final class RecipeTests: XCTestCase {
         XCTAssertTrue(error("    num_attention_heads: 4", "    num_attention_heads: 3").contains("model.init"))
         XCTAssertTrue(error("seed: 0", "seed: [0").hasPrefix("bad.yaml:"), "YAML syntax errors are located")
         XCTAssertTrue(error("output_dir: runs/quickstart", "outputdir: runs/quickstart").contains("(did you mean 'output_dir'?)"))
+        XCTAssertEqual(error("      schedule: warmup_cosine\n", ""),
+                       "bad.yaml:\(line("warmup_steps: 50") - 1): stages.0.sft.warmup_steps: not used by schedule 'constant'; set schedule: warmup_cosine or warmup_step",
+                       "a schedule key the schedule does not read is not silently ignored")
+        XCTAssertEqual(error("      min_lr_ratio: 0.05", "      gamma: 0.5"),
+                       "bad.yaml:\(line("min_lr_ratio: 0.05")): stages.0.sft.gamma: not used by schedule 'warmup_cosine'")
     }
 
     func testSFTControlNeedsAnEarlierSFTStage() throws {
