@@ -14,12 +14,19 @@ public struct TaskRow: Codable, Equatable {
     public var target: Int?
 
     /// Writes rows as JSON lines (keys sorted, so files are byte-for-byte reproducible).
-    public static func writeJSONL(_ rows: [TaskRow], to url: URL) throws {
+    /// `withCompletions: false` leaves the worked solutions out: a GRPO prompt file, which
+    /// keeps only what a checker needs (prompt, answer, level).
+    public static func writeJSONL(_ rows: [TaskRow], to url: URL, withCompletions: Bool = true) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var data = Data()
-        for row in rows {
-            data.append(try encoder.encode(row))
+        for var row in rows {
+            if !withCompletions { row.completion = "" }
+            var line = try encoder.encode(row)
+            if !withCompletions {  // drop the key rather than write an empty solution
+                line = Data(String(decoding: line, as: UTF8.self).replacingOccurrences(of: "\"completion\":\"\",", with: "").utf8)
+            }
+            data.append(line)
             data.append(0x0A)
         }
         try data.write(to: url, options: .atomic)

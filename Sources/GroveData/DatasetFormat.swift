@@ -23,7 +23,9 @@ public struct Example {
 
 extension JSONLFile {
     /// Row `i` read through `format`. Chat rows are rendered with `tokenizer`'s template.
-    public func example(_ i: Int, format: DatasetFormat, tokenizer: Tokenizer) throws -> Example {
+    /// `completionRequired: false` reads prompt-only rows (what a GRPO prompt file needs, as
+    /// TRL's prompt-only datasets): a missing completion field is then an empty completion.
+    public func example(_ i: Int, format: DatasetFormat, tokenizer: Tokenizer, completionRequired: Bool = true) throws -> Example {
         let row = try self.row(i)
         let line = lineNumber(of: i)
         func text(_ field: String) throws -> String {
@@ -38,7 +40,7 @@ extension JSONLFile {
         let id = (row["id"] as? String) ?? (row["id"].map { "\($0)" } ?? "\(url.lastPathComponent):\(line)")
         switch format {
         case .fields(let p, let c):
-            return Example(id: id, prompt: try text(p), completion: try text(c), row: row)
+            return Example(id: id, prompt: try text(p), completion: completionRequired || row[c] != nil ? try text(c) : "", row: row)
         case .messages(let field):
             guard let raw = row[field] else {
                 throw DataError.missingField(file: url.path, line: line, field: field, available: Array(row.keys))

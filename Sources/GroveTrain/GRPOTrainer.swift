@@ -102,7 +102,7 @@ public final class GRPOTrainer {
             var allRewards: [Double] = [], zeroStdGroups = 0, groupsSeen = 0
             repeat {
                 let rows = prompts.nextRows(config.promptsPerStep - records.count / config.groupSize)
-                let examples = try rows.map { try prompts.example($0) }
+                let examples = try rows.map { try prompts.prompt($0) }
                 let g0 = now()
                 let engine = RolloutEngine(model: policy, tokenizer: tokenizer, options: config.sampling, stopStrings: config.stopStrings)
                 let completions = engine.rollouts(prompts: examples.map(\.prompt), promptIds: rows, groupSize: config.groupSize,

@@ -65,6 +65,11 @@ public final class TrainingStream {
         try file.example(row, format: format, tokenizer: tokenizer)
     }
 
+    /// Row `row` as a GRPO prompt: as `example`, but a row may lack the completion (prompt-only data).
+    public func prompt(_ row: Int) throws -> Example {
+        try file.example(row, format: format, tokenizer: tokenizer, completionRequired: false)
+    }
+
     func tokenized(_ row: Int) throws -> TokenizedExample {
         if let t = cache[row] { return t }
         let t = TokenizedExample(try example(row), tokenizer: tokenizer, eos: eos, maxLength: maxLength)

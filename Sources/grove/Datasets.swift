@@ -31,6 +31,12 @@ struct Datasets: ParsableCommand {
         @Option(help: "Arithmetic only: comma-separated levels of equal weight, e.g. add5,sub5 (default: the quickstart mix).")
         var levels: String?
 
+        @Option(help: "Arithmetic only: also write the first N training rows as demos.jsonl (the quickstart's SFT data; 0: skip).")
+        var demos = 3_000
+
+        @Option(help: "Arithmetic only: the levels of prompts.jsonl, the training rows after the demos at these levels without their worked solutions (the quickstart's GRPO prompts).")
+        var promptLevels = "add4,add5,sub3,sub4,mul3"
+
         func run() throws {
             guard levels == nil || task == .arithmetic else { throw ValidationError("--levels applies to the arithmetic task only") }
             let dir = URL(fileURLWithPath: out ?? "Datasets/\(task.rawValue)")
@@ -48,6 +54,15 @@ struct Datasets: ParsableCommand {
             try TaskRow.writeJSONL(train, to: dir.appendingPathComponent("train.jsonl"))
             try TaskRow.writeJSONL(eval, to: dir.appendingPathComponent("eval.jsonl"))
             print("wrote \(train.count) training and \(eval.count) held-out rows to \(dir.path)")
+            if task == .arithmetic && demos > 0 {
+                // Few worked solutions, many checkable problems: SFT learns from the demos, GRPO
+                // from the answers of the harder problems it never saw solved.
+                let levels = Set(try Generate.mix(promptLevels).map { $0.0.name })
+                let prompts = train.dropFirst(demos).filter { levels.contains($0.level) }
+                try TaskRow.writeJSONL(Array(train.prefix(demos)), to: dir.appendingPathComponent("demos.jsonl"))
+                try TaskRow.writeJSONL(prompts, to: dir.appendingPathComponent("prompts.jsonl"), withCompletions: false)
+                print("wrote \(min(demos, train.count)) demonstrations and \(prompts.count) prompts without solutions (\(promptLevels))")
+            }
         }
 
         /// "add5,sub5" → [(add5, 1), (sub5, 1)].

@@ -55,8 +55,8 @@ final class RecipeTests: XCTestCase {
                        "bad.yaml:\(line("batch_size: 32")): stages.0.sft.batch_size: expected a whole number, found 'many'")
         XCTAssertEqual(error("      batch_size: 32", "      batch_size: 0"),
                        "bad.yaml:\(line("batch_size: 32")): stages.0.sft.batch_size: must be at least 1, found 0")
-        XCTAssertTrue(error("  train: Datasets/arithmetic/train.jsonl", "  train: Datasets/nope.jsonl")
-                        .hasPrefix("bad.yaml:\(line("train: Datasets/arithmetic/train.jsonl")): data.train: 'Datasets/nope.jsonl' does not exist"))
+        XCTAssertTrue(error("  train: Datasets/arithmetic/demos.jsonl", "  train: Datasets/nope.jsonl")
+                        .hasPrefix("bad.yaml:\(line("train: Datasets/arithmetic/demos.jsonl")): data.train: 'Datasets/nope.jsonl' does not exist"))
         XCTAssertTrue(error("  task: arithmetic", "  task: arithmatic").contains("data.task: unknown value 'arithmatic' (did you mean 'arithmetic'?)"))
         XCTAssertTrue(error("  - sft:", "  - stf:").contains("stages.0.stf: unknown stage kind (did you mean 'sft'?)"))
         XCTAssertTrue(error("    num_attention_heads: 4", "    num_attention_heads: 3").contains("model.init"))

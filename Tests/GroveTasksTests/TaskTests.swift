@@ -50,6 +50,28 @@ final class ArithmeticTaskTests: XCTestCase {
             XCTAssertTrue(train.isDisjoint(with: eval), task)
         }
     }
+
+    /// The quickstart's split: demos.jsonl is the first 3,000 training rows; prompts.jsonl holds
+    /// the later training rows of the harder levels, without their worked solutions.
+    func testCommittedDemosAndPrompts() throws {
+        let dir = Fixtures.repoRoot.appendingPathComponent("Datasets/arithmetic")
+        func lines(_ f: String) throws -> [String] {
+            try String(contentsOf: dir.appendingPathComponent(f), encoding: .utf8).split(separator: "\n").map(String.init)
+        }
+        let train = try lines("train.jsonl"), demos = try lines("demos.jsonl"), prompts = try lines("prompts.jsonl")
+        XCTAssertEqual(demos, Array(train.prefix(3000)))
+        let later = try train.dropFirst(3000).map { try JSONDecoder().decode(TaskRow.self, from: Data($0.utf8)) }
+        let hard: Set = ["add4", "add5", "sub3", "sub4", "mul3"]
+        let expected = later.filter { hard.contains($0.level) }
+        XCTAssertEqual(prompts.count, expected.count)
+        for (line, row) in zip(prompts, expected) {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            XCTAssertNil(object["completion"], "GRPO prompts carry no worked solution")
+            XCTAssertEqual(object["prompt"] as? String, row.prompt)
+            XCTAssertEqual(object["answer"] as? String, row.answer)
+            XCTAssertEqual(object["level"] as? String, row.level)
+        }
+    }
 }
 
 final class CountdownTaskTests: XCTestCase {

@@ -49,6 +49,20 @@ final class SFTTests: XCTestCase {
         }
     }
 
+    /// GRPO prompt files need no completion (TRL's prompt-only datasets); SFT still requires one.
+    func testPromptOnlyRows() throws {
+        let url = temp("prompts.jsonl")
+        try "{\"prompt\": \"12+7=\", \"answer\": \"19\"}\n".write(to: url, atomically: true, encoding: .utf8)
+        let file = try JSONLFile(url: url)
+        let ex = try file.example(0, format: .promptCompletion, tokenizer: try tokenizer(), completionRequired: false)
+        XCTAssertEqual(ex.prompt, "12+7=")
+        XCTAssertEqual(ex.completion, "")
+        XCTAssertEqual(ex.row["answer"] as? String, "19")
+        XCTAssertThrowsError(try file.example(0, format: .promptCompletion, tokenizer: try tokenizer())) { error in
+            XCTAssertTrue("\(error)".contains("no field 'completion'"), "\(error)")
+        }
+    }
+
     func testMessagesRenderWithTheChatTemplate() throws {
         let url = temp("chat.jsonl")
         try #"{"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]}"#.write(to: url, atomically: true, encoding: .utf8)
