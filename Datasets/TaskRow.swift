@@ -20,11 +20,12 @@ public struct TaskRow: Codable, Equatable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var data = Data()
-        for var row in rows {
-            if !withCompletions { row.completion = "" }
+        for row in rows {
             var line = try encoder.encode(row)
-            if !withCompletions {  // drop the key rather than write an empty solution
-                line = Data(String(decoding: line, as: UTF8.self).replacingOccurrences(of: "\"completion\":\"\",", with: "").utf8)
+            if !withCompletions {
+                var object = try JSONSerialization.jsonObject(with: line) as! [String: Any]
+                object["completion"] = nil
+                line = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
             }
             data.append(line)
             data.append(0x0A)
