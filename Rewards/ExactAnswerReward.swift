@@ -44,6 +44,9 @@ public struct ExactAnswerReward: Reward {
         Double(s.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: ",", with: "").replacingOccurrences(of: "$", with: ""))
     }
 
+    /// A number as `last_number` reads it; compiled once (compiling costs ~0.1 ms, more than the match).
+    static let numberPattern = try! NSRegularExpression(pattern: #"-?\d[\d,]*(\.\d+)?"#)
+
     /// The answer `extraction` finds in `text`.
     public static func extract(_ text: String, _ extraction: Extraction) -> Double? {
         switch extraction {
@@ -54,9 +57,8 @@ public struct ExactAnswerReward: Reward {
                   let end = text[start.upperBound...].firstIndex(of: "}") else { return nil }
             return number(text[start.upperBound..<end])
         case .lastNumber:
-            let pattern = try! NSRegularExpression(pattern: #"-?\d[\d,]*(\.\d+)?"#)  // a constant pattern
             let ns = text as NSString
-            guard let m = pattern.matches(in: text, range: NSRange(location: 0, length: ns.length)).last else { return nil }
+            guard let m = numberPattern.matches(in: text, range: NSRange(location: 0, length: ns.length)).last else { return nil }
             return number(ns.substring(with: m.range))
         }
     }

@@ -166,7 +166,7 @@ public final class GRPOTrainer {
                         let logp = tokenLogProbs(logits, targets: part.targets)
                         if iteration == 0 {
                             old[k] = logp.values  // μ = 1: the ratio is exactly 1
-                            let h = GradMode.withoutGrad { part.entropySum(logits) }
+                            let h = GradMode.withoutGrad { PolicyBatch.entropySum(logits, mask: part.mask) }
                             entropy = (entropy.sum + h.sum, entropy.count + h.count)
                         }
                         let (loss, metrics) = grpoLoss(logp: logp, old: old[k], ref: ref?[k], advantages: part.advantages,
@@ -290,21 +290,21 @@ struct PolicyBatch {
     }
 
     /// Sum of the predicted distribution's entropy over the masked positions, and their count.
-    func entropySum(_ logits: Tensor) -> (sum: Double, count: Int) {
+    /// One exp per logit: with e_v = exp(x_v − m) and Z = Σ e_v,
+    ///   H = −Σ p_v log p_v = log Z − Σ e_v (x_v − m) / Z.
+    static func entropySum(_ logits: Tensor, mask: [Bool]) -> (sum: Double, count: Int) {
         let V = logits.shape.last!
         var total = 0.0, n = 0
         for i in 0..<mask.count where mask[i] {
             let row = logits.data + i * V
             var m = -Float.infinity
             for v in 0..<V { m = max(m, row[v]) }
-            var z = 0.0
-            for v in 0..<V { z += Double(expf(row[v] - m)) }
-            var h = 0.0
+            var z: Float = 0, weighted: Float = 0
             for v in 0..<V {
-                let p = Double(expf(row[v] - m)) / z
-                if p > 0 { h -= p * log(p) }
+                let d = row[v] - m, e = expf(d)
+                z += e; weighted += e * d
             }
-            total += h; n += 1
+            total += Double(logf(z) - weighted / z); n += 1
         }
         return (total, n)
     }
