@@ -32,7 +32,7 @@ struct Datasets: ParsableCommand {
         var levels: String?
 
         @Option(help: "Arithmetic only: also write the first N training rows as demos.jsonl (the quickstart's SFT data; 0: skip).")
-        var demos = 3_000
+        var demos = 1_000
 
         @Option(help: "Arithmetic only: the levels of prompts.jsonl, the training rows after the demos at these levels without their worked solutions (the quickstart's GRPO prompts).")
         var promptLevels = "add4,add5,sub3,sub4,mul3"

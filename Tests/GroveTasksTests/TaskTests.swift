@@ -59,8 +59,8 @@ final class ArithmeticTaskTests: XCTestCase {
             try String(contentsOf: dir.appendingPathComponent(f), encoding: .utf8).split(separator: "\n").map(String.init)
         }
         let train = try lines("train.jsonl"), demos = try lines("demos.jsonl"), prompts = try lines("prompts.jsonl")
-        XCTAssertEqual(demos, Array(train.prefix(3000)))
-        let later = try train.dropFirst(3000).map { try JSONDecoder().decode(TaskRow.self, from: Data($0.utf8)) }
+        XCTAssertEqual(demos, Array(train.prefix(1000)))
+        let later = try train.dropFirst(1000).map { try JSONDecoder().decode(TaskRow.self, from: Data($0.utf8)) }
         let hard: Set = ["add4", "add5", "sub3", "sub4", "mul3"]
         let expected = later.filter { hard.contains($0.level) }
         XCTAssertEqual(prompts.count, expected.count)
