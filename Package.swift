@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "GroveRollout", dependencies: ["GroveModel", "GroveTokenizer"]),
         .target(name: "Rewards", dependencies: ["GroveRollout", "GroveTasks"], path: "Rewards", exclude: ["README.md", "examples"]),
         .target(name: "GroveTasks", dependencies: ["GroveTensor"], path: "Datasets", exclude: ["README.md", "arithmetic/README.md", "arithmetic/train.jsonl",
-                                                             "arithmetic/eval.jsonl", "countdown/README.md",
+                                                             "arithmetic/eval.jsonl", "arithmetic/demos.jsonl", "arithmetic/prompts.jsonl", "countdown/README.md",
                                                              "countdown/train.jsonl", "countdown/eval.jsonl"]),
         .executableTarget(
             name: "grove",
