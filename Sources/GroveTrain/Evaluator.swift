@@ -6,7 +6,10 @@ import GroveTokenizer
 
 /// Held-out evaluation: the loss on reference completions, and task accuracy measured by
 /// generating greedy answers and checking them (`eval/loss`, `eval/accuracy`, and
-/// `eval/accuracy/<level>` when rows carry a `level` field).
+/// `eval/accuracy/<level>` when rows carry a `level` field). With `passK` = k > 0 also
+/// `eval/pass@k` (and per level): the fraction of problems that at least one of k samples at
+/// temperature 1 solves — the most GRPO with groups of k can reach by sharpening the policy
+/// towards what its samples already find.
 public struct Evaluator {
     public let examples: [Example]
     public let tokenizer: Tokenizer
@@ -16,6 +19,8 @@ public struct Evaluator {
     public let isCorrect: ((String, Example) -> Bool)?
     /// Sequences per batched generation / loss forward.
     public var batchSize = 64
+    /// Samples per problem for `eval/pass@k`; 0: not measured.
+    public var passK = 0
 
     public init(examples: [Example], tokenizer: Tokenizer, maxNewTokens: Int, maxLength: Int,
                 isCorrect: ((String, Example) -> Bool)?) {
@@ -47,13 +52,41 @@ public struct Evaluator {
                     samples.append(Sample(example: ex, completion: text, correct: isCorrect(text, ex)))
                 }
             }
-            metrics["eval/accuracy"] = Evaluator.accuracy(samples)
-            let levels = Dictionary(grouping: samples) { $0.example.row["level"] as? String ?? "" }
-            if levels.count > 1 {
-                for (level, group) in levels where !level.isEmpty { metrics["eval/accuracy/\(level)"] = Evaluator.accuracy(group) }
-            }
+            Evaluator.record(samples, as: "eval/accuracy", into: &metrics)
+            if passK > 0 { Evaluator.record(passAtK(model, isCorrect: isCorrect), as: "eval/pass@\(passK)", into: &metrics) }
             return (metrics, samples)
         }
+    }
+
+    /// Stores the fraction of correct `samples` under `name`, and per `level` when rows have several.
+    static func record(_ samples: [Sample], as name: String, into metrics: inout [String: Double]) {
+        metrics[name] = accuracy(samples)
+        let levels = Dictionary(grouping: samples) { $0.example.row["level"] as? String ?? "" }
+        if levels.count > 1 {
+            for (level, group) in levels where !level.isEmpty { metrics["\(name)/\(level)"] = accuracy(group) }
+        }
+    }
+
+    /// One verdict per problem: correct when any of its `passK` samples (temperature 1, sample s
+    /// of problem i drawn from `SeededRandom(seed: 0, streams: [i, s])`, so pass@k grows with k)
+    /// is. The completion kept is the first correct sample, else the first.
+    func passAtK(_ model: Transformer, isCorrect: (String, Example) -> Bool) -> [Sample] {
+        let eos = tokenizer.eosTokenId.map(Int32.init)
+        let options = SamplingOptions(temperature: 1, maxNewTokens: maxNewTokens, stopTokens: Set([eos].compactMap { $0 }))
+        let perBatch = max(1, batchSize / passK)
+        var verdicts: [Sample] = []
+        for start in stride(from: 0, to: examples.count, by: perBatch) {
+            let chunk = Array(examples[start..<min(start + perBatch, examples.count)])
+            let prompts = chunk.flatMap { ex in Array(repeating: tokenizer.encode(ex.prompt).map(Int32.init), count: passK) }
+            let rngs = chunk.indices.flatMap { i in (0..<passK).map { SeededRandom(seed: 0, streams: [UInt64(start + i), UInt64($0)]) } }
+            let outputs = model.generate(prompts: prompts, options: options, rngs: rngs)
+            for (i, ex) in chunk.enumerated() {
+                let texts = outputs[i * passK..<(i + 1) * passK].map { tokenizer.decode($0.tokens.map(Int.init), skipSpecialTokens: true) }
+                let hit = texts.first { isCorrect($0, ex) }
+                verdicts.append(Sample(example: ex, completion: hit ?? texts[0], correct: hit != nil))
+            }
+        }
+        return verdicts
     }
 
     static func accuracy(_ samples: [Sample]) -> Double {

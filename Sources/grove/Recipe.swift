@@ -96,6 +96,8 @@ struct Recipe {
         /// Held-out examples used (generation cost grows with it).
         var samples: Int
         var maxNewTokens: Int
+        /// Samples per problem for `eval/pass@k` (0: off).
+        var passK: Int
     }
 }
 
@@ -130,9 +132,10 @@ extension Recipe {
         outputDir = URL(fileURLWithPath: try top.string("output_dir") ?? "runs/\(name)")
         model = try Recipe.readModel(try top.required("model"), r)
         data = try Recipe.readData(try top.required("data"), r)
-        let evalFields = try top["eval"].map { try r.mapping($0, "eval", allowed: ["samples", "max_new_tokens"]) }
+        let evalFields = try top["eval"].map { try r.mapping($0, "eval", allowed: ["samples", "max_new_tokens", "pass_k"]) }
         eval = EvalSpec(samples: try evalFields?.int("samples", default: 200, min: 0) ?? 200,
-                        maxNewTokens: try evalFields?.int("max_new_tokens", default: 64, min: 1) ?? 64)
+                        maxNewTokens: try evalFields?.int("max_new_tokens", default: 64, min: 1) ?? 64,
+                        passK: try evalFields?.int("pass_k", default: 0, min: 0) ?? 0)
         let stageList = try r.sequence(try top.required("stages"), "stages")
         if stageList.isEmpty { throw r.error(try top.required("stages"), "stages", "needs at least one stage") }
         stages = try stageList.enumerated().map { try Recipe.readStage($1, path: "stages.\($0)", r) }

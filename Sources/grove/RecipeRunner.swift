@@ -235,8 +235,9 @@ final class RecipeRunner {
             case .grpo(let g): return 512 + g.config.sampling.maxNewTokens
             }
         }.max() ?? 256
-        let evaluator = Evaluator(examples: examples, tokenizer: tokenizer, maxNewTokens: recipe.eval.maxNewTokens, maxLength: maxLength,
+        var evaluator = Evaluator(examples: examples, tokenizer: tokenizer, maxNewTokens: recipe.eval.maxNewTokens, maxLength: maxLength,
                                   isCorrect: task.map { t in { completion, ex in t.isCorrect(completion, row: ex.row) } })
+        evaluator.passK = recipe.eval.passK
         return (trainRows, evaluator)
     }
 
@@ -293,6 +294,9 @@ final class RecipeRunner {
     static func summary(_ m: [String: Double]) -> String {
         var parts: [String] = []
         if let a = m["eval/accuracy"] { parts.append(String(format: "accuracy %.1f%%", 100 * a)) }
+        if let (name, p) = m.first(where: { $0.key.hasPrefix("eval/pass@") && !$0.key.dropFirst(10).contains("/") }) {
+            parts.append("\(name.dropFirst(5)) " + String(format: "%.1f%%", 100 * p))
+        }
         if let l = m["eval/loss"] { parts.append(String(format: "held-out loss %.4f", l)) }
         return parts.joined(separator: ", ")
     }

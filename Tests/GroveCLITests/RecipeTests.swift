@@ -31,6 +31,11 @@ final class RecipeTests: XCTestCase {
         XCTAssertEqual(sft.learningRate, 3e-4)
         XCTAssertEqual(sft.steps, 5)
         XCTAssertEqual(r.seed, 7)
+        XCTAssertEqual(r.eval.passK, 0, "pass@k is off unless asked for")
+        XCTAssertEqual(try Recipe.load(path: "Recipes/quickstart.yaml", overrides: ["eval.pass_k=8"]).eval.passK, 8)
+        XCTAssertThrowsError(try Recipe.load(path: "Recipes/quickstart.yaml", overrides: ["eval.pass_k=-1"])) {
+            XCTAssertTrue("\($0)".contains("eval.pass_k: must be at least 0"), "\($0)")
+        }
         XCTAssertThrowsError(try Recipe.load(path: "Recipes/quickstart.yaml", overrides: ["stages.3.sft.lr=1"])) {
             XCTAssertTrue("\($0)".contains("stages.3.sft.lr"), "\($0)")
         }

@@ -63,6 +63,42 @@ final class SFTTests: XCTestCase {
         }
     }
 
+    /// pass@k: a problem passes when any of its k samples is judged correct; sample s of problem
+    /// i has its own stream, so pass@k never falls as k grows, and per level is reported.
+    func testPassAtK() throws {
+        let tok = try tokenizer()
+        let config = ModelConfig(vocabSize: tok.vocabSize, hiddenSize: 16, intermediateSize: 32, numHiddenLayers: 1,
+                                 numAttentionHeads: 2, numKeyValueHeads: 1, maxPositionEmbeddings: 32)
+        let model = Transformer(config: config, seed: 3)
+        let examples = (0..<12).map { Example(id: "\($0)", prompt: "\($0)+1=", completion: "x", row: ["level": $0 < 6 ? "a" : "b"]) }
+        // An untrained model's samples are near uniform: "correct" = the first character is a digit 0–4.
+        let judge: (String, Example) -> Bool = { text, _ in text.first.map { "01234".contains($0) } ?? false }
+        func evaluator(_ k: Int) -> Evaluator {
+            var e = Evaluator(examples: examples, tokenizer: tok, maxNewTokens: 2, maxLength: 16, isCorrect: judge)
+            e.passK = k
+            e.batchSize = 8  // several generation batches
+            return e
+        }
+        let m1 = evaluator(1).evaluate(model).metrics, m4 = evaluator(4).evaluate(model).metrics, m16 = evaluator(16).evaluate(model).metrics
+        let p1 = try XCTUnwrap(m1["eval/pass@1"]), p4 = try XCTUnwrap(m4["eval/pass@4"]), p16 = try XCTUnwrap(m16["eval/pass@16"])
+        XCTAssertLessThanOrEqual(p1, p4)
+        XCTAssertLessThanOrEqual(p4, p16)
+        XCTAssertLessThan(p1, p16, "16 samples find more than 1")
+        XCTAssertNotNil(m4["eval/pass@4/a"])
+        XCTAssertEqual(m4["eval/accuracy"], m1["eval/accuracy"], "greedy accuracy does not depend on k")
+        // The verdict is any-of-k: recompute pass@4 by hand from the same streams.
+        let eos = tok.eosTokenId.map(Int32.init)
+        let options = SamplingOptions(temperature: 1, maxNewTokens: 2, stopTokens: Set([eos].compactMap { $0 }))
+        var passed = 0
+        for (i, ex) in examples.enumerated() {
+            let prompt = tok.encode(ex.prompt).map(Int32.init)
+            let outs = model.generate(prompts: Array(repeating: prompt, count: 4), options: options,
+                                      rngs: (0..<4).map { SeededRandom(seed: 0, streams: [UInt64(i), UInt64($0)]) })
+            if outs.contains(where: { judge(tok.decode($0.tokens.map(Int.init), skipSpecialTokens: true), ex) }) { passed += 1 }
+        }
+        XCTAssertEqual(p4, Double(passed) / Double(examples.count), accuracy: 1e-12)
+    }
+
     func testMessagesRenderWithTheChatTemplate() throws {
         let url = temp("chat.jsonl")
         try #"{"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]}"#.write(to: url, atomically: true, encoding: .utf8)
