@@ -40,13 +40,12 @@ public struct Evaluator {
         GradMode.withoutGrad {
             var metrics = ["eval/loss": heldOutLoss(model)]
             guard let isCorrect else { return (metrics, []) }
-            let eos = tokenizer.eosTokenId.map(Int32.init)
             var samples: [Sample] = []
             for start in stride(from: 0, to: examples.count, by: batchSize) {
                 let chunk = Array(examples[start..<min(start + batchSize, examples.count)])
                 let prompts = chunk.map { tokenizer.encode($0.prompt).map(Int32.init) }
                 let outputs = model.generate(prompts: prompts, maxNewTokens: maxNewTokens, temperature: 0, seed: 0,
-                                             stopTokens: Set([eos].compactMap { $0 }))
+                                             stopTokens: stopTokens)
                 for (ex, out) in zip(chunk, outputs) {
                     let text = tokenizer.decode(out.map(Int.init), skipSpecialTokens: true)
                     samples.append(Sample(example: ex, completion: text, correct: isCorrect(text, ex)))
@@ -71,8 +70,7 @@ public struct Evaluator {
     /// of problem i drawn from `SeededRandom(seed: 0, streams: [i, s])`, so pass@k grows with k)
     /// is. The completion kept is the first correct sample, else the first.
     func passAtK(_ model: Transformer, isCorrect: (String, Example) -> Bool) -> [Sample] {
-        let eos = tokenizer.eosTokenId.map(Int32.init)
-        let options = SamplingOptions(temperature: 1, maxNewTokens: maxNewTokens, stopTokens: Set([eos].compactMap { $0 }))
+        let options = SamplingOptions(temperature: 1, maxNewTokens: maxNewTokens, stopTokens: stopTokens)
         let perBatch = max(1, batchSize / passK)
         var verdicts: [Sample] = []
         for start in stride(from: 0, to: examples.count, by: perBatch) {
@@ -88,6 +86,9 @@ public struct Evaluator {
         }
         return verdicts
     }
+
+    /// Generation stops at the tokenizer's end-of-sequence token, greedy or sampled.
+    var stopTokens: Set<Int32> { Set([tokenizer.eosTokenId.map(Int32.init)].compactMap { $0 }) }
 
     static func accuracy(_ samples: [Sample]) -> Double {
         samples.isEmpty ? 0 : Double(samples.filter(\.correct).count) / Double(samples.count)

@@ -51,7 +51,7 @@ final class ArithmeticTaskTests: XCTestCase {
         }
     }
 
-    /// The quickstart's split: demos.jsonl is the first 3,000 training rows; prompts.jsonl holds
+    /// The quickstart's split: demos.jsonl is the first 1,000 training rows; prompts.jsonl holds
     /// the later training rows of the harder levels, without their worked solutions.
     func testCommittedDemosAndPrompts() throws {
         let dir = Fixtures.repoRoot.appendingPathComponent("Datasets/arithmetic")
