@@ -82,7 +82,8 @@ extension Transformer {
     /// groups of `decodeGroupRows`, decoded in parallel, one group per thread at a time: at a
     /// decode step's size, splitting each op across threads costs more in wake-ups than the op
     /// itself (`Parallel.serially`). In a group the prompts are left-padded into one prefill,
-    /// then every step decodes one token for all its unfinished rows with one batched forward.
+    /// then every step decodes one token for all its unfinished rows with one batched forward,
+    /// whose products run on the weights' panel copy (`DecodeWeights`, packed once per call).
     /// Row i draws from `rngs[i]`, so a row's output depends only on its own generator, never
     /// on the batch. A row stops at a stop token, when `shouldStop` (given the row and its
     /// tokens so far) says so, or after `maxNewTokens`.
@@ -95,12 +96,13 @@ extension Transformer {
         var out = [[GeneratedSequence]](repeating: [], count: groups.count)
         // Graph recording is switched off here, once: the mode is process-wide, not per thread.
         GradMode.withoutGrad {
+            let packed = DecodeWeights(self)
             out.withUnsafeMutableBufferPointer { results in
                 Parallel.forEach(groups.count) { chunk in
                     Parallel.serially {
                         for g in chunk {
                             let rows = groups[g]
-                            results[g] = generateGroup(prompts: Array(prompts[rows]), options: options, rngs: Array(rngs[rows])) {
+                            results[g] = generateGroup(prompts: Array(prompts[rows]), options: options, rngs: Array(rngs[rows]), packed: packed) {
                                 shouldStop?(rows.lowerBound + $0, $1) ?? false
                             }
                         }
@@ -112,7 +114,7 @@ extension Transformer {
     }
 
     /// One group's decode; the caller has switched graph recording off.
-    func generateGroup(prompts: [[Int32]], options: SamplingOptions, rngs: [SeededRandom],
+    func generateGroup(prompts: [[Int32]], options: SamplingOptions, rngs: [SeededRandom], packed: DecodeWeights,
                        shouldStop: (Int, [Int32]) -> Bool) -> [GeneratedSequence] {
         let B = prompts.count, P = prompts.map(\.count).max() ?? 0, V = config.vocabSize
         var out = prompts.map { _ in GeneratedSequence(tokens: [], logprobs: [], finishReason: .length) }
@@ -153,7 +155,7 @@ extension Transformer {
                 }
             }
             if done.allSatisfy({ $0 }) { break }
-            logits = forward(tokens: next, batch: B, attentionMask: done.map { !$0 }, cache: cache)
+            logits = decodeStep(tokens: next, attentionMask: done.map { !$0 }, cache: cache, packed: packed)
         }
         return out
     }

@@ -101,8 +101,17 @@ public final class Transformer {
         logits(hiddenStates(tokens: tokens, batch: B, attentionMask: attentionMask, cache: cache))  // (B·T, V)
     }
 
+    /// `forward` for a decode step: the products run on `packed`, the weights' panel copy.
+    func decodeStep(tokens: [Int32], attentionMask: [Bool], cache: KVCache, packed: DecodeWeights) -> Tensor {
+        packed.lmHead.product(hiddenStates(tokens: tokens, batch: tokens.count, attentionMask: attentionMask, cache: cache, packed: packed))
+    }
+
     /// The final normalised hidden states [B·T, C] (what the LM head, or a reward model's score head, reads).
     public func hiddenStates(tokens: [Int32], batch B: Int, attentionMask: [Bool]? = nil, cache: KVCache? = nil) -> Tensor {
+        hiddenStates(tokens: tokens, batch: B, attentionMask: attentionMask, cache: cache, packed: nil)
+    }
+
+    func hiddenStates(tokens: [Int32], batch B: Int, attentionMask: [Bool]?, cache: KVCache?, packed: DecodeWeights?) -> Tensor {
         precondition(tokens.count % B == 0, "forward: \(tokens.count) tokens in \(B) rows")
         precondition(cache == nil || cache!.batch == B, "forward: the cache holds \(cache!.batch) rows, not \(B)")
         let T = tokens.count / B, NH = config.numAttentionHeads, KVH = config.numKeyValueHeads, HS = config.headDim
@@ -110,7 +119,7 @@ public final class Transformer {
             ?? Transformer.positions(batch: B, length: T, attentionMask: attentionMask)
         var h = gatherRows(embedTokens, tokens)  // (B·T, C)
         for (i, layer) in layers.enumerated() {
-            h = block(layer, h, positions: positions) { q, k, v in
+            h = block(layer, h, positions: positions, packed: packed?.layers[i]) { q, k, v in
                 let q = q.reshaped([B, T, NH, HS]), k = k.reshaped([B, T, KVH, HS]), v = v.reshaped([B, T, KVH, HS])
                 guard let cache else { return attention(q, k, v, keyMask: attentionMask) }
                 cache.store(layer: i, keys: k, values: v)
@@ -125,16 +134,24 @@ public final class Transformer {
 
     /// One decoder block on N token rows. `attend` maps the rows' q [N, NH, HS] and k, v
     /// [N, KVH, HS] (RoPE applied) to the attention output; how rows form sequences is its business.
-    func block(_ layer: DecoderLayer, _ x: Tensor, positions: [Int32], attend: (Tensor, Tensor, Tensor) -> Tensor) -> Tensor {
+    /// With `packed` (the layer's q, k, v, o, gate, up, down in `DecodeWeights` order) the
+    /// projections run on the panel copies instead of the weights.
+    func block(_ layer: DecoderLayer, _ x: Tensor, positions: [Int32], packed: [PanelPackedMatrix]? = nil,
+               attend: (Tensor, Tensor, Tensor) -> Tensor) -> Tensor {
         let N = x.shape[0], HS = config.headDim
+        func project(_ linear: Linear, _ index: Int, _ input: Tensor) -> Tensor {
+            guard let packed else { return linear(input) }
+            let y = packed[index].product(input)
+            return linear.bias.map { addBias(y, $0) } ?? y
+        }
         let a = rmsNorm(x, layer.inputLayernorm, eps: Float(config.rmsNormEps))
-        let q = rope(layer.qProj(a).reshaped([N, config.numAttentionHeads, HS]), positions: positions, table: ropeTable)
-        let k = rope(layer.kProj(a).reshaped([N, config.numKeyValueHeads, HS]), positions: positions, table: ropeTable)
-        let v = layer.vProj(a).reshaped([N, config.numKeyValueHeads, HS])
+        let q = rope(project(layer.qProj, 0, a).reshaped([N, config.numAttentionHeads, HS]), positions: positions, table: ropeTable)
+        let k = rope(project(layer.kProj, 1, a).reshaped([N, config.numKeyValueHeads, HS]), positions: positions, table: ropeTable)
+        let v = project(layer.vProj, 2, a).reshaped([N, config.numKeyValueHeads, HS])
         let o = attend(q, k, v).reshaped([N, config.numAttentionHeads * HS])
-        let h = add(x, layer.oProj(o))
+        let h = add(x, project(layer.oProj, 3, o))
         let m = rmsNorm(h, layer.postAttentionLayernorm, eps: Float(config.rmsNormEps))
-        return add(h, layer.downProj(swiglu(layer.gateProj(m), layer.upProj(m))))
+        return add(h, project(layer.downProj, 6, swiglu(project(layer.gateProj, 4, m), project(layer.upProj, 5, m))))
     }
 
     /// RoPE positions: 0, 1, 2, … per row, counting only real tokens when a mask is given

@@ -14,18 +14,21 @@ public enum SgemmBenchmark {
         return 2 * Double(n * n * n) / times[0] / 1e9
     }
 
-    /// GFLOP/s of one decode-step product, `rows` × k times a [n, k] weight (A · Bᵀ), through
-    /// Grove's skinny kernel and through OpenBLAS; median of `repeats`, on the current threads.
-    public static func decodeGflops(rows: Int, k: Int, n: Int, repeats: Int = 200) -> (skinny: Double, blas: Double) {
+    /// GFLOP/s of one decode-step product on one thread (what a decode group runs), `rows` × k
+    /// times a [n, k] weight (A · Bᵀ): on the weight's panel copy (`PanelPackedMatrix`, what
+    /// `generate` uses), in the skinny kernel on the weight as stored, and through OpenBLAS;
+    /// median of `repeats`.
+    public static func decodeGflops(rows: Int, k: Int, n: Int, repeats: Int = 200) -> (panel: Double, skinny: Double, blas: Double) {
         var rng = SeededRandom(seed: 0)
         let a = Tensor.randn([rows, k], rng: &rng), b = Tensor.randn([n, k], rng: &rng)
         let c = Tensor(zeros: [rows, n])
-        let blas = BLAS.shared
+        let blas = BLAS.shared, panels = PanelPackedMatrix(b)
         func rate(_ run: () -> Void) -> Double { 2 * Double(rows * k * n) / seconds(repeats: repeats, run)[repeats / 2] / 1e9 }
-        let skinny = rate { blas.skinny(m: rows, n: n, k: k, alpha: 1, a: a.data, lda: k, b: b.data, ldb: k, beta: 0, c: c.data, ldc: n, split: true) }
+        let panel = rate { _ = panels.product(a) }
+        let skinny = rate { blas.skinny(m: rows, n: n, k: k, alpha: 1, a: a.data, lda: k, b: b.data, ldb: k, beta: 0, c: c.data, ldc: n, split: false) }
         let packed = rate { blas.packed(.none, .transpose, m: rows, n: n, k: k, alpha: 1, a: a.data, lda: k, b: b.data, ldb: k,
-                                        beta: 0, c: c.data, ldc: n, split: true) }
-        return (skinny, packed)
+                                        beta: 0, c: c.data, ldc: n, split: false) }
+        return (panel, skinny, packed)
     }
 
     /// Seconds of `repeats` calls of `run`, sorted, after one warm-up call (page faults, thread start-up).

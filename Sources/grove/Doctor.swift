@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GroveModel
 import GroveTensor
 
 /// `grove doctor`: which BLAS kernel is in use, how many threads, and how fast sgemm runs here.
@@ -26,11 +27,11 @@ struct Doctor: ParsableCommand {
             results.append((n, SgemmBenchmark.gflops(size: size)))
         }
         Parallel.threads = initial
-        // A decode step of the bench's big model: 16 sequences through its 512 → 1376 projection.
-        let decode = SgemmBenchmark.decodeGflops(rows: 16, k: 512, n: 1376)
+        // A decode group of the bench's big model: 8 sequences through its 512 → 1376 projection.
+        let decode = SgemmBenchmark.decodeGflops(rows: Transformer.decodeGroupRows, k: 512, n: 1376)
         if json {
             let perThreads = results.map { "\"\($0.0)\": \(String(format: "%.1f", $0.1))" }.joined(separator: ", ")
-            print("{\"blas_core\": \"\(blas.coreName)\", \"core_source\": \"\(blas.coreTypeSource)\", \"library\": \"\(blas.libraryPath)\", \"blas_threads\": \(initial), \"cores\": \(ProcessInfo.processInfo.activeProcessorCount), \"sgemm_size\": \(size), \"sgemm_gflops\": {\(perThreads)}, \"decode_kernel\": \"\(blas.skinnyISA)\", \"decode_gemm_gflops\": {\"grove\": \(String(format: "%.1f", decode.skinny)), \"blas\": \(String(format: "%.1f", decode.blas))}, \"grove\": \"\(GroveVersion.string)\"}")
+            print("{\"blas_core\": \"\(blas.coreName)\", \"core_source\": \"\(blas.coreTypeSource)\", \"library\": \"\(blas.libraryPath)\", \"blas_threads\": \(initial), \"cores\": \(ProcessInfo.processInfo.activeProcessorCount), \"sgemm_size\": \(size), \"sgemm_gflops\": {\(perThreads)}, \"decode_kernel\": \"\(blas.skinnyISA)\", \"decode_gemm_gflops\": {\"panel\": \(String(format: "%.1f", decode.panel)), \"skinny\": \(String(format: "%.1f", decode.skinny)), \"blas\": \(String(format: "%.1f", decode.blas))}, \"grove\": \"\(GroveVersion.string)\"}")
             return
         }
         print("Grove \(GroveVersion.string)")
@@ -40,8 +41,9 @@ struct Doctor: ParsableCommand {
         for (n, g) in results {
             print("sgemm \(size)³:    \(String(format: "%.1f", g)) GFLOP/s on \(n) thread\(n == 1 ? "" : "s")")
         }
-        print("decode GEMM:    16×512 · 512×1376 \(String(format: "%.1f", decode.skinny)) GFLOP/s in Grove's kernel (\(blas.skinnyISA)), "
-              + "\(String(format: "%.1f", decode.blas)) through BLAS, on \(initial) thread\(initial == 1 ? "" : "s")")
+        print("decode GEMM:    \(Transformer.decodeGroupRows)×512 · 512×1376 on 1 thread (a decode group): "
+              + "\(String(format: "%.1f", decode.panel)) GFLOP/s in Grove's panel kernel (\(blas.skinnyISA)), "
+              + "\(String(format: "%.1f", decode.skinny)) in its skinny kernel, \(String(format: "%.1f", decode.blas)) through BLAS")
         #if DEBUG
         print("note: this is a debug build; build with -c release for real speed")
         #endif

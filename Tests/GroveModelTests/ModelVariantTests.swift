@@ -52,11 +52,13 @@ final class ModelVariantTests: XCTestCase {
     }
 
     /// Prefill of a left-padded batch, then one token at a time, must give the logits of a
-    /// full forward pass over each whole (unpadded) sequence at every position.
+    /// full forward pass over each whole (unpadded) sequence at every position — through the
+    /// public cached forward and through `generate`'s decode step on the packed weights.
     func testCachedDecodingEqualsFullForward() throws {
         var models = try Self.variants.map { try Transformer.load(from: Fixtures.local.appendingPathComponent($0)) }
         models.append(try Transformer.load(from: Fixtures.modelA.appendingPathComponent("model")))
         for model in models {
+          for packed in [nil, GradMode.withoutGrad { DecodeWeights(model) }] {
             let V = model.config.vocabSize
             let sequences: [[Int32]] = [[5, 9, 17, 3, 8, 21, 4, 11], [7, 2, 30, 6, 1, 12]]  // different lengths
             let promptLengths = [3, 1]
@@ -77,7 +79,8 @@ final class ModelVariantTests: XCTestCase {
                 }
                 for s in 0..<steps {
                     let next = (0..<2).map { sequences[$0][promptLengths[$0] + s] }
-                    let logits = model.forward(tokens: next, batch: 2, attentionMask: [true, true], cache: cache)
+                    let logits = packed.map { model.decodeStep(tokens: next, attentionMask: [true, true], cache: cache, packed: $0) }
+                        ?? model.forward(tokens: next, batch: 2, attentionMask: [true, true], cache: cache)
                     for b in 0..<2 { cached[b].append(Array(UnsafeBufferPointer(start: logits.data + b * V, count: V))) }
                 }
                 for b in 0..<2 {
@@ -85,10 +88,12 @@ final class ModelVariantTests: XCTestCase {
                     let full = model.forward(tokens: Array(sequences[b].prefix(n)), batch: 1)
                     for t in 0..<n {
                         let reference = Array(UnsafeBufferPointer(start: full.data + t * V, count: V))
-                        XCTAssertLessThan(maxAbsDiff(cached[b][t], reference), 1e-4, "\(model.config.modelType) row \(b) position \(t)")
+                        XCTAssertLessThan(maxAbsDiff(cached[b][t], reference), 1e-4,
+                                          "\(model.config.modelType) row \(b) position \(t) packed \(packed != nil)")
                     }
                 }
             }
+          }
         }
     }
 }

@@ -89,6 +89,25 @@ final class BLASTests: XCTestCase {
     /// The skinny decode kernel (few rows of A times Bᵀ, no packing) against a double-precision
     /// loop: row counts 1…skinnyRows, K with and without a 16-float tail, N with and without a
     /// 4-column tail, padded leading dimensions, alpha and beta, on one and two threads.
+    /// The decode step's panel-packed product equals x·Wᵀ summed in Double, for row counts
+    /// below, at and above the kernel's 8-row tile and widths that leave a partial panel.
+    func testPanelPackedProductAgainstPlainLoops() {
+        for (M, K, N) in [(1, 16, 4), (3, 37, 33), (8, 64, 96), (11, 129, 1029)] {
+            let x = randomTensor([M, K], seed: 21), w = randomTensor([N, K], seed: 22)
+            let y = PanelPackedMatrix(w).product(x)
+            XCTAssertEqual(y.shape, [M, N])
+            var worst = 0.0
+            for i in 0..<M {
+                for j in 0..<N {
+                    var dot = 0.0
+                    for k in 0..<K { dot += Double(x.data[i * K + k]) * Double(w.data[j * K + k]) }
+                    worst = max(worst, abs(dot - Double(y.data[i * N + j])))
+                }
+            }
+            XCTAssertLessThan(worst, 1e-4, "M \(M) K \(K) N \(N)")
+        }
+    }
+
     func testSkinnyKernelAgainstPlainLoops() {
         let saved = Parallel.threads
         defer { Parallel.threads = saved }
