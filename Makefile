@@ -35,10 +35,11 @@ quickstart: build
 bench: build
 	$(GROVE) bench --isolate
 
-# Grove, then the PyTorch/TRL reference (../shared/reference, set up on first use), in one
-# run, and the table of ratios. REFERENCE_PYTHON=/path/to/python skips the reference's setup.
+# Grove and the PyTorch/TRL reference (../shared/reference, set up on first use) measured in
+# pairs, and the table of ratios. REFERENCE_PYTHON=/path/to/python skips the reference's setup;
+# ARGS="--rounds N" sets the rounds (default 2).
 bench-compare: build
-	python3 Tests/Benchmarks/bench_compare.py
+	python3 Tests/Benchmarks/bench_compare.py $(ARGS)
 
 clean:
 	rm -rf .build

@@ -5,13 +5,19 @@ import GroveTensor
 /// twice as fast. Built once per `generate` call, since training changes the weights
 /// between calls; it holds a second copy of the matrices while it lives.
 struct DecodeWeights {
-    /// Per layer, in the order `Transformer.block` reads them: q, k, v, o, gate, up, down.
-    let layers: [[PanelPackedMatrix]]
+    /// One decoder layer's projections.
+    struct Layer {
+        let q, k, v, o, gate, up, down: PanelPackedMatrix
+    }
+
+    let layers: [Layer]
     let lmHead: PanelPackedMatrix
 
     init(_ model: Transformer) {
         layers = model.layers.map { l in
-            [l.qProj, l.kProj, l.vProj, l.oProj, l.gateProj, l.upProj, l.downProj].map { PanelPackedMatrix($0.weight) }
+            Layer(q: PanelPackedMatrix(l.qProj.weight), k: PanelPackedMatrix(l.kProj.weight), v: PanelPackedMatrix(l.vProj.weight),
+                  o: PanelPackedMatrix(l.oProj.weight), gate: PanelPackedMatrix(l.gateProj.weight),
+                  up: PanelPackedMatrix(l.upProj.weight), down: PanelPackedMatrix(l.downProj.weight))
         }
         lmHead = PanelPackedMatrix(model.lmHead)
     }

@@ -134,24 +134,23 @@ public final class Transformer {
 
     /// One decoder block on N token rows. `attend` maps the rows' q [N, NH, HS] and k, v
     /// [N, KVH, HS] (RoPE applied) to the attention output; how rows form sequences is its business.
-    /// With `packed` (the layer's q, k, v, o, gate, up, down in `DecodeWeights` order) the
-    /// projections run on the panel copies instead of the weights.
-    func block(_ layer: DecoderLayer, _ x: Tensor, positions: [Int32], packed: [PanelPackedMatrix]? = nil,
+    /// With `packed` (the layer's panel copies, in a decode step) the projections run on them.
+    func block(_ layer: DecoderLayer, _ x: Tensor, positions: [Int32], packed: DecodeWeights.Layer? = nil,
                attend: (Tensor, Tensor, Tensor) -> Tensor) -> Tensor {
         let N = x.shape[0], HS = config.headDim
-        func project(_ linear: Linear, _ index: Int, _ input: Tensor) -> Tensor {
-            guard let packed else { return linear(input) }
-            let y = packed[index].product(input)
+        func project(_ linear: Linear, _ panels: PanelPackedMatrix?, _ input: Tensor) -> Tensor {
+            guard let panels else { return linear(input) }
+            let y = panels.product(input)
             return linear.bias.map { addBias(y, $0) } ?? y
         }
         let a = rmsNorm(x, layer.inputLayernorm, eps: Float(config.rmsNormEps))
-        let q = rope(project(layer.qProj, 0, a).reshaped([N, config.numAttentionHeads, HS]), positions: positions, table: ropeTable)
-        let k = rope(project(layer.kProj, 1, a).reshaped([N, config.numKeyValueHeads, HS]), positions: positions, table: ropeTable)
-        let v = project(layer.vProj, 2, a).reshaped([N, config.numKeyValueHeads, HS])
+        let q = rope(project(layer.qProj, packed?.q, a).reshaped([N, config.numAttentionHeads, HS]), positions: positions, table: ropeTable)
+        let k = rope(project(layer.kProj, packed?.k, a).reshaped([N, config.numKeyValueHeads, HS]), positions: positions, table: ropeTable)
+        let v = project(layer.vProj, packed?.v, a).reshaped([N, config.numKeyValueHeads, HS])
         let o = attend(q, k, v).reshaped([N, config.numAttentionHeads * HS])
-        let h = add(x, project(layer.oProj, 3, o))
+        let h = add(x, project(layer.oProj, packed?.o, o))
         let m = rmsNorm(h, layer.postAttentionLayernorm, eps: Float(config.rmsNormEps))
-        return add(h, project(layer.downProj, 6, swiglu(project(layer.gateProj, 4, m), project(layer.upProj, 5, m))))
+        return add(h, project(layer.downProj, packed?.down, swiglu(project(layer.gateProj, packed?.gate, m), project(layer.upProj, packed?.up, m))))
     }
 
     /// RoPE positions: 0, 1, 2, … per row, counting only real tokens when a mask is given

@@ -6,15 +6,20 @@
 1. finds a Python with the reference's pinned torch/transformers/trl: REFERENCE_PYTHON, or
    a copy of ../shared/reference (read-only) in .build/bench/reference whose setup.sh is run
    once there (several GB: PyPI's torch);
-2. runs `grove bench --isolate` (release build; the GRPO step on the small model, as the
-   reference's table), then bench_torch.py --isolate and bench_trl_grpo.py (small, beta 0.04),
-   one after the other, nothing in parallel;
-3. writes every JSON line to .build/bench/results.jsonl and prints the table of ratios.
+2. measures Grove and the reference in pairs, each pair seconds apart: per round, for each model
+   `grove bench --isolate` then bench_torch.py --isolate on the same parts (train with forward,
+   then generate), then the GRPO step (small model, beta 0.04) in Grove and in TRL; nothing runs
+   in parallel. `--rounds N` (default 2) repeats the whole sequence;
+3. writes every JSON line to .build/bench/results.jsonl and prints the table: each figure is the
+   median over rounds, each ratio the median of the rounds' ratios, and the rounds' own ratios
+   beside it — on a shared host the spread between rounds is part of the result.
 
 Ratios taken in one run are the only figures that count on a shared machine.
 """
+import argparse
 import json
 import os
+import statistics
 import shutil
 import subprocess
 import sys
@@ -55,20 +60,21 @@ def find(records, bench, model=None):
     raise SystemExit(f"no {bench} {model or ''} line in the results")
 
 
-def main() -> None:
-    WORK.mkdir(parents=True, exist_ok=True)
-    python = reference_python()
-    subprocess.run(["swift", "build", "-c", "release", "--product", "grove"], cwd=ROOT, check=True)
-    grove_bin = ROOT / ".build" / "release" / "grove"
-    grove = run([grove_bin, "bench", "--isolate", "--parts", "train,forward,generate"], cwd=ROOT)
-    grove += run([grove_bin, "bench", "--isolate", "--models", "small", "--parts", "grpo"], cwd=ROOT)
+def measure_round(python, grove_bin) -> tuple:
+    """One round: Grove then the reference on each model and part, back to back."""
     ref_dir = SHARED / "reference"  # the scripts only read from their folder (and ../fixtures)
-    torch = run([python, ref_dir / "bench_torch.py", "--isolate", "--skip-matmul"], cwd=WORK)
+    grove, torch = [], []
+    for m in ("small", "big"):
+        for gparts, tparts in (("train,forward", "train"), ("generate", "generate")):
+            grove += run([grove_bin, "bench", "--isolate", "--models", m, "--parts", gparts], cwd=ROOT)
+            torch += run([python, ref_dir / "bench_torch.py", "--isolate", "--skip-matmul", "--models", m, "--parts", tparts], cwd=WORK)
+    grove += run([grove_bin, "bench", "--isolate", "--models", "small", "--parts", "grpo"], cwd=ROOT)
     trl = run([python, ref_dir / "bench_trl_grpo.py", "--model", "small", "--beta", "0.04"], cwd=WORK)
-    with open(WORK / "results.jsonl", "w") as f:
-        for r in grove + torch + trl:
-            f.write(json.dumps(r) + "\n")
+    return grove, torch, trl
 
+
+def table_rows(grove, torch, trl) -> list:
+    """(name, Grove figure, reference figure, ratio) for one round."""
     env = find(grove, "grove_env")
     rows = []
     for m in ("small", "big"):
@@ -89,19 +95,43 @@ def main() -> None:
             g, t = find(grove, part, m), find(torch, tpart, m)
             rows.append((f"peak memory, {m} {part.split('_', 1)[1]} (MiB; ratio = torch/Grove)", g["peak_rss_mb"],
                          t["peak_rss_mb"], t["peak_rss_mb"] / g["peak_rss_mb"]))
-    peak = env["sgemm_2048_gflops"]
+    # Grove's sgemm at 2048³, measured at the start of each of its processes: the median of the round.
+    peak = statistics.median(r["sgemm_2048_gflops"] for r in grove if r.get("bench") == "grove_env")
     for m in ("small", "big"):
         g, t = find(grove, "grove_train_step", m), find(torch, "torch_train_step", m)
-        rows.append((f"training GFLOP/s, {m} (% of {peak:.0f} sgemm)", g["approx_model_gflops"], t["approx_model_gflops"],
+        rows.append((f"training GFLOP/s, {m} (share of Grove's sgemm)", g["approx_model_gflops"], t["approx_model_gflops"],
                      g["approx_model_gflops"] / peak))
+    return rows
 
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=2, help="times the whole paired sequence runs")
+    args = ap.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    python = reference_python()
+    subprocess.run(["swift", "build", "-c", "release", "--product", "grove"], cwd=ROOT, check=True)
+    grove_bin = ROOT / ".build" / "release" / "grove"
+    rounds = [measure_round(python, grove_bin) for _ in range(args.rounds)]
+    with open(WORK / "results.jsonl", "w") as f:
+        for i, records in enumerate(rounds):
+            for r in records[0] + records[1] + records[2]:
+                f.write(json.dumps(dict(r, round=i + 1)) + "\n")
+
+    tables = [table_rows(*records) for records in rounds]
+    grove, torch, trl = rounds[0]
+    env = find(grove, "grove_env")
     print(f"\nGrove {env['grove']} (BLAS {env['blas_core']}, {env['blas_threads']} threads) vs "
-          f"torch {torch[0].get('torch', '?')} / TRL {find(trl, 'trl_grpo_summary').get('trl', '?')}, one run\n")
-    print(f"| measurement | Grove | reference | ratio |\n|---|---:|---:|---:|")
-    for name, gv, tv, ratio in rows:
-        shown = f"{ratio:.0%}" if "GFLOP" in name else f"{ratio:.2f}x"
+          f"torch {torch[0].get('torch', '?')} / TRL {find(trl, 'trl_grpo_summary').get('trl', '?')}, "
+          f"{len(rounds)} round{'s' if len(rounds) > 1 else ''}, medians\n")
+    print("| measurement | Grove | reference | ratio | each round |\n|---|---:|---:|---:|---:|")
+    for i, (name, *_) in enumerate(tables[0]):
+        gv, tv = (statistics.median(t[i][k] for t in tables) for k in (1, 2))
+        ratios = [t[i][3] for t in tables]
+        fmt = (lambda r: f"{r:.0%}") if "GFLOP" in name else (lambda r: f"{r:.2f}x")
         digits = 3 if max(gv, tv) < 10 else 1
-        print(f"| {name} | {gv:,.{digits}f} | {tv:,.{digits}f} | {shown} |")
+        print(f"| {name} | {gv:,.{digits}f} | {tv:,.{digits}f} | {fmt(statistics.median(ratios))} | "
+              f"{' / '.join(fmt(r) for r in ratios)} |")
     print(f"\nraw lines: {WORK / 'results.jsonl'}")
 
 
