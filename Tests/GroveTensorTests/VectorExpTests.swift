@@ -31,6 +31,11 @@ final class VectorExpTests: XCTestCase {
             let total = grove_exp_sum(x, shift, &out, Int32(n))
             let reference = x.reduce(0.0) { $0 + exp(Double($1 - shift)) }
             XCTAssertEqual(Double(total), reference, accuracy: 1e-5 * reference)
+            // In place, as attention calls it: the same values and sum as into a separate array.
+            var inPlace = x
+            let inPlaceTotal = inPlace.withUnsafeMutableBufferPointer { grove_exp_sum($0.baseAddress, shift, $0.baseAddress, Int32(n)) }
+            XCTAssertEqual(inPlace, out)
+            XCTAssertEqual(inPlaceTotal, total)
             let lse = x.reduce(0.0) { $0 + exp(Double($1)) }
             XCTAssertEqual(Double(grove_log_sum_exp(x, Int32(n))), log(lse), accuracy: 1e-5 * max(1, abs(log(lse))))
             var d = [Float](repeating: 1, count: n)
