@@ -9,10 +9,7 @@
 // Built once per instruction set (target_clones); the loader picks the best the CPU has.
 
 #include "grove_kernels.h"
-#include <string.h>
-
-typedef float v16 __attribute__((vector_size(64)));
-#define LOAD16(p) ({ v16 v_; memcpy(&v_, (p), sizeof v_); v_; })
+#include "vector16.h"
 
 enum { PANEL = 32, ROWS = 8 };
 
@@ -30,15 +27,15 @@ void grove_pack_panels(int N, int K, const float *W, int ldw, int p0, int p1, fl
 }
 
 __attribute__((target_clones("avx512f", "avx2,fma", "default")))
-void grove_sgemm_panels(int M, int N, int K, const float *A, int lda, const float *P, int p0, int p1,
-                        float *C, int ldc) {
+void grove_sgemm_panels(int M, int N, int K, const float *A, int lda, const float *P, float *C, int ldc) {
+    const int panels = (N + PANEL - 1) / PANEL;
     for (int m0 = 0; m0 < M; m0 += ROWS) {
         // A chunk of fewer than 8 rows repeats its last row: the tile stays in registers, and
         // the repeated rows' results are not stored.
         const float *a[ROWS];
         int rows = M - m0 < ROWS ? M - m0 : ROWS;
         for (int i = 0; i < ROWS; i++) a[i] = A + (long)(m0 + (i < rows ? i : rows - 1)) * lda;
-        for (int p = p0; p < p1; p++) {
+        for (int p = 0; p < panels; p++) {
             const float *b = P + (long)p * K * PANEL;
             v16 lo[ROWS] = {{0}}, hi[ROWS] = {{0}};
             for (int k = 0; k < K; k++) {

@@ -5,14 +5,8 @@
 // Built once per instruction set (target_clones); the loader picks the best the CPU has.
 
 #include "grove_kernels.h"
-#include <string.h>
+#include "vector16.h"
 
-// 16 floats: one AVX-512 register, two AVX2 or four SSE registers.
-typedef float v16 __attribute__((vector_size(64)));
-
-// Macros rather than functions: a 64-byte vector may not cross a call in the AVX2 and SSE
-// builds (it would change the calling convention).
-#define LOAD16(p) ({ v16 v_; memcpy(&v_, (p), sizeof v_); v_; })
 typedef float v8 __attribute__((vector_size(32)));
 typedef float v4 __attribute__((vector_size(16)));
 // Horizontal sum as a halving tree (16 → 8 → 4 → 1): a chain of 15 dependent scalar adds

@@ -32,8 +32,7 @@ public final class PanelPackedMatrix {
         precondition(x.shape.last == columns, "PanelPackedMatrix: input \(x.shape) for [\(rows), \(columns)]")
         let n = x.count / columns
         let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [rows])
-        grove_sgemm_panels(Int32(n), Int32(rows), Int32(columns), x.data, Int32(columns), panels, 0, Int32(panelCount),
-                           out.data, Int32(rows))
+        grove_sgemm_panels(Int32(n), Int32(rows), Int32(columns), x.data, Int32(columns), panels, out.data, Int32(rows))
         return out
     }
 }

@@ -75,7 +75,6 @@ def measure_round(python, grove_bin) -> tuple:
 
 def table_rows(grove, torch, trl) -> list:
     """(name, Grove figure, reference figure, ratio) for one round."""
-    env = find(grove, "grove_env")
     rows = []
     for m in ("small", "big"):
         g, t = find(grove, "grove_train_step", m), find(torch, "torch_train_step", m)

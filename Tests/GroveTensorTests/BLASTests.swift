@@ -86,9 +86,6 @@ final class BLASTests: XCTestCase {
         }
     }
 
-    /// The skinny decode kernel (few rows of A times Bᵀ, no packing) against a double-precision
-    /// loop: row counts 1…skinnyRows, K with and without a 16-float tail, N with and without a
-    /// 4-column tail, padded leading dimensions, alpha and beta, on one and two threads.
     /// The decode step's panel-packed product equals x·Wᵀ summed in Double, for row counts
     /// below, at and above the kernel's 8-row tile and widths that leave a partial panel.
     func testPanelPackedProductAgainstPlainLoops() {
@@ -108,6 +105,9 @@ final class BLASTests: XCTestCase {
         }
     }
 
+    /// The skinny decode kernel (few rows of A times Bᵀ, no packing) against a double-precision
+    /// loop: row counts 1…skinnyRows, K with and without a 16-float tail, N with and without a
+    /// 4-column tail, padded leading dimensions, alpha and beta, on one and two threads.
     func testSkinnyKernelAgainstPlainLoops() {
         let saved = Parallel.threads
         defer { Parallel.threads = saved }

@@ -13,10 +13,9 @@ void grove_sgemm_skinny_nt(int M, int n0, int n1, int K, float alpha,
 /// W's rows 32p..<32p+32 transposed, zeros past row N. P holds ceil(N / 32) · K · 32 floats.
 void grove_pack_panels(int N, int K, const float *W, int ldw, int p0, int p1, float *P);
 
-/// C[m][n] = sum_k A[m][k] * W[n][k] for m < M and the columns of panels p0..<p1, W packed
-/// by grove_pack_panels (panel_gemm.c: the decode step's GEMM; any M, fastest for M <= 8).
-void grove_sgemm_panels(int M, int N, int K, const float *A, int lda, const float *P, int p0, int p1,
-                        float *C, int ldc);
+/// C[m][n] = sum_k A[m][k] * W[n][k] for m < M, n < N, W packed by grove_pack_panels
+/// (panel_gemm.c: the decode step's GEMM; any M, fastest for M <= 8).
+void grove_sgemm_panels(int M, int N, int K, const float *A, int lda, const float *P, float *C, int ldc);
 
 /// The instruction set the skinny kernel runs with on this CPU: "avx512f", "avx2" or "sse2".
 const char *grove_skinny_isa(void);
