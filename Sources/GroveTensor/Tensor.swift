@@ -17,26 +17,16 @@ public final class Storage {
 
     /// Allocates `count` floats, 64-byte aligned (one AVX-512 line), zero-filled unless
     /// `zeroed` is false: for an op's output that its kernel overwrites entirely (zeroing
-    /// it first was 4–7 % of a training step).
+    /// it first was 4–7 % of a training step). Freed blocks are kept for the next step's
+    /// allocations of the same size (`grove_alloc`, heap.c), so a step does not fault its
+    /// activations in from the kernel again.
     public init(count: Int, zeroed: Bool = true) {
-        _ = Storage.heapConfigured
         self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
-        base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        base = grove_alloc(max(count, 1) * 4).bindMemory(to: Float.self, capacity: max(count, 1))
         if zeroed { base.initialize(repeating: 0, count: max(count, 1)) }
     }
 
-    deinit { UnsafeMutableRawPointer(base).deallocate() }
-
-    /// A training step frees and re-allocates the same activation sizes every step. By default
-    /// glibc serves blocks this large with mmap and returns them (or the heap's top) to the
-    /// kernel on free, so each step faulted every page in again, zeroed by the kernel before
-    /// we zero it ourselves: 5–8 % of a small model's step. Keeping freed blocks up to 32 MiB
-    /// (glibc's largest mmap threshold) in the heap removes that; peak memory is unchanged.
-    private static let heapConfigured: Bool = {
-        grove_keep_freed_memory()
-        return true
-    }()
+    deinit { grove_free(base, max(count, 1) * 4) }
 }
 
 /// A float32 tensor with reverse-mode automatic differentiation.

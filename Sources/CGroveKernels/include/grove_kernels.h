@@ -1,6 +1,8 @@
 #ifndef GROVE_KERNELS_H
 #define GROVE_KERNELS_H
 
+#include <stddef.h>
+
 /// C[m][n] = alpha * sum_k A[m][k] * B[n][k] + beta * C[m][n], for m < M and n0 <= n < n1:
 /// a GEMM with few rows (a decode step: one row per sequence) against a weight matrix
 /// stored as [out, in]. Unlike BLAS it never copies B into a packed buffer: each group of
@@ -39,8 +41,12 @@ void grove_swiglu(const float *gate, const float *up, float *out, int n);
 /// either output may be NULL.
 void grove_swiglu_backward(const float *gate, const float *up, const float *dy, float *dgate, float *dup, int n);
 
-/// Keeps freed blocks of up to 32 MiB in the heap instead of returning them to the kernel
-/// (glibc's mallopt; nothing elsewhere): see Storage in Tensor.swift.
-void grove_keep_freed_memory(void);
+/// A 64-byte-aligned block of `bytes` for a tensor's storage; never NULL (aborts when out of
+/// memory). Freed blocks are kept for reuse, as a training step re-allocates the same sizes
+/// every step: see heap.c.
+void *grove_alloc(size_t bytes);
+
+/// Returns a block from `grove_alloc` of the same `bytes`.
+void grove_free(void *block, size_t bytes);
 
 #endif
