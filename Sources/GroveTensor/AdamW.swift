@@ -1,3 +1,4 @@
+import CGroveKernels
 import Foundation
 
 /// AdamW with decoupled weight decay (Loshchilov & Hutter; PyTorch's `torch.optim.AdamW`):
@@ -33,11 +34,8 @@ public final class AdamW {
             let w = p.data, g = p.grad, mp = m[i].data, vp = v[i].data, n = p.count
             let decay: Float = decays[i] ? 1 - lr * weightDecay : 1
             Parallel.forEach(n, grain: 1 << 15) { range in
-                for j in range {
-                    mp[j] = b1 * mp[j] + (1 - b1) * g[j]
-                    vp[j] = b2 * vp[j] + (1 - b2) * g[j] * g[j]
-                    w[j] = w[j] * decay - lr * (mp[j] / c1) / ((vp[j] / c2).squareRoot() + eps)
-                }
+                let j = range.lowerBound
+                grove_adamw(w + j, g + j, mp + j, vp + j, range.count, b1, b2, lr, c1, c2, eps, decay)
             }
         }
     }
@@ -71,10 +69,7 @@ public final class AdamW {
 public func clipGradNorm(_ parameters: [Tensor], maxNorm: Float) -> Float {
     var total: Double = 0
     for p in parameters where p.gradStorage != nil {
-        let g = p.grad
-        var s: Float = 0
-        for i in 0..<p.count { s += g[i] * g[i] }
-        total += Double(s)
+        total += grove_sum_squares(p.grad, p.count)
     }
     let norm = Float(total.squareRoot())
     guard norm.isFinite, norm > maxNorm else { return norm }

@@ -18,6 +18,29 @@ final class OptimizerTests: XCTestCase {
         XCTAssertEqual(opt.stepCount, 2)
     }
 
+    /// The vectorised update (optimizer.c) on 1,003 elements (full vectors and a tail), three
+    /// steps, against the formula in Double, element by element.
+    func testAdamWKernelAgainstPlainLoop() {
+        var rng = SeededRandom(seed: 7)
+        let n = 1003, lr: Float = 0.01, b1 = 0.9, b2 = 0.95, eps = 1e-8, decay = 0.1
+        let p = Tensor.randn([n], std: 1, rng: &rng, requiresGrad: true)
+        var w = p.values.map(Double.init), m = [Double](repeating: 0, count: n), v = m
+        let opt = AdamW(parameters: [(p, decay: true)], beta1: Float(b1), beta2: Float(b2), eps: Float(eps), weightDecay: Float(decay))
+        for t in 1...3 {
+            let g = Tensor.randn([n], std: 0.1, rng: &rng).values
+            for i in 0..<n { p.grad[i] = g[i] }
+            opt.step(lr: lr)
+            let c1 = 1 - pow(b1, Double(t)), c2 = 1 - pow(b2, Double(t))
+            for i in 0..<n {
+                let gi = Double(g[i])
+                m[i] = b1 * m[i] + (1 - b1) * gi
+                v[i] = b2 * v[i] + (1 - b2) * gi * gi
+                w[i] = w[i] * (1 - Double(lr) * decay) - Double(lr) * (m[i] / c1) / ((v[i] / c2).squareRoot() + eps)
+            }
+        }
+        for (a, b) in zip(p.values, w) { XCTAssertEqual(Double(a), b, accuracy: 1e-6) }
+    }
+
     func testNoDecayGroupAndStateRoundTrip() throws {
         let p = Tensor([1, 1], shape: [2], requiresGrad: true)
         let opt = AdamW(parameters: [(p, decay: false)], weightDecay: 0.5)
@@ -52,6 +75,10 @@ final class OptimizerTests: XCTestCase {
         XCTAssertEqual(clipGradNorm([a, b], maxNorm: 1), 5)
         XCTAssertEqual(a.gradValues![0], 3 / (5 + 1e-6), accuracy: 1e-6)
         XCTAssertEqual(b.gradValues![0], 4 / (5 + 1e-6), accuracy: 1e-6)
+        let big = Tensor(zeros: [1001], requiresGrad: true)  // full vectors and a tail (optimizer.c)
+        for i in 0..<1001 { big.grad[i] = Float(i % 7) - 3 }
+        let expected = (0..<1001).reduce(0.0) { $0 + pow(Double($1 % 7) - 3, 2) }.squareRoot()
+        XCTAssertEqual(Double(clipGradNorm([big], maxNorm: 1e9)), expected, accuracy: 1e-4)
         a.grad[0] = .nan
         XCTAssertTrue(clipGradNorm([a, b], maxNorm: 1).isNaN)
     }

@@ -41,6 +41,16 @@ void grove_swiglu(const float *gate, const float *up, float *out, int n);
 /// either output may be NULL.
 void grove_swiglu_backward(const float *gate, const float *up, const float *dy, float *dgate, float *dup, int n);
 
+/// AdamW's update of n parameters w from their gradients g and moments m, v (PyTorch's
+/// torch.optim.AdamW): m ← β1·m + (1 − β1)·g, v ← β2·v + (1 − β2)·g²,
+/// w ← w·decay − lr·(m / c1) / (√(v / c2) + ε), with c1, c2 the bias corrections 1 − βᵗ and
+/// decay = 1 − lr·λ (1 for parameters without weight decay).
+void grove_adamw(float *w, const float *g, float *m, float *v, long n,
+                 float beta1, float beta2, float lr, float c1, float c2, float eps, float decay);
+
+/// Σ x[i]² (float partial sums, added up in double).
+double grove_sum_squares(const float *x, long n);
+
 /// A 64-byte-aligned block of `bytes` for a tensor's storage; never NULL (aborts when out of
 /// memory). Freed blocks are kept for reuse, as a training step re-allocates the same sizes
 /// every step: see heap.c.
