@@ -19,17 +19,5 @@ CLONES void grove_adamw(float *restrict w, const float *restrict g, float *restr
     }
 }
 
-// Σ x², four 16-lane float accumulators (64 partial sums, each over n/64 elements), then double.
-CLONES double grove_sum_squares(const float *x, long n) {
-    v16 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
-    long i = 0;
-    for (; i + 64 <= n; i += 64) {
-        v16 a = LOAD16(x + i), b = LOAD16(x + i + 16), c = LOAD16(x + i + 32), d = LOAD16(x + i + 48);
-        s0 += a * a; s1 += b * b; s2 += c * c; s3 += d * d;
-    }
-    v16 s = (s0 + s1) + (s2 + s3);
-    double total = 0;
-    for (int j = 0; j < 16; j++) total += s[j];
-    for (; i < n; i++) total += (double)x[i] * x[i];
-    return total;
-}
+// Σ x²
+CLONES double grove_sum_squares(const float *x, long n) { return dot16(x, x, n); }

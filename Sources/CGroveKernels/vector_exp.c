@@ -6,6 +6,7 @@
 // Built once per instruction set (target_clones); the loader picks the best the CPU has.
 
 #include "grove_kernels.h"
+#include "vector16.h"
 #include <math.h>
 #include <string.h>
 
@@ -62,6 +63,32 @@ CLONES float grove_exp_sum(const float *x, float shift, float *out, int n) {
 #pragma clang loop vectorize(assume_safety)
     for (int i = 0; i < n; i++) out[i] = exp_fast(x[i] - shift);
     return sum16(out, n);
+}
+
+CLONES void grove_masked_softmax_row(float *row, int n, int limit, const _Bool *mask) {
+    if (limit > n) limit = n;
+    v16 m16;
+    for (int j = 0; j < 16; j++) m16[j] = -INFINITY;
+    int s = 0;
+    if (!mask)  // causal only: the keys before `limit` are the visible ones; 16-wide max
+        for (; s + 16 <= limit; s += 16) m16 = __builtin_elementwise_max(m16, LOAD16(row + s));
+    float m = -INFINITY;
+    for (int j = 0; j < 16; j++) m = m16[j] > m ? m16[j] : m;
+    for (; s < n; s++) {
+        if (s < limit && (!mask || mask[s])) m = row[s] > m ? row[s] : m;
+        else row[s] = -INFINITY;  // exp(−∞) = 0
+    }
+    if (m == -INFINITY) {  // nothing visible: the query attends to nothing
+        memset(row, 0, (size_t)n * sizeof(float));
+        return;
+    }
+    const float inv = 1 / grove_exp_sum(row, m, row, n);
+    for (int i = 0; i < n; i++) row[i] *= inv;
+}
+
+CLONES void grove_softmax_backward_row(const float *p, float *d, int n) {
+    const float dot = (float)dot16(p, d, n);
+    for (int i = 0; i < n; i++) d[i] = p[i] * (d[i] - dot);
 }
 
 CLONES float grove_log_sum_exp(const float *x, int n) {

@@ -31,10 +31,11 @@ public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, keyMask: [Bool]? = 
     let probs = Storage(count: B * NH * T * S, zeroed: false)  // (B, NH, T, S) saved for backward; read only up to each block's keys
     let blas = BLAS.shared
 
-    // Key positions each query row may see, shared by every head of batch row b.
-    func visible(_ b: Int, _ t: Int, _ s: Int) -> Bool {
-        s <= t + offset && (keyMask?[b * capacity + s] ?? true)
-    }
+    // Query row t sees keys s ≤ t + offset whose mask entry (row b·capacity + s) is true.
+    let mask = UnsafeMutableBufferPointer<Bool>.allocate(capacity: keyMask?.count ?? 0)
+    defer { mask.deallocate() }
+    if let keyMask { _ = mask.initialize(from: keyMask) }
+    let maskBase = keyMask == nil ? nil : mask.baseAddress
 
     // Query blocks (first row, rows, keys the block's GEMMs read): row t sees keys 0...t + offset.
     precondition(rowBlock > 0, "attention: rowBlock must be positive")
@@ -55,7 +56,9 @@ public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, keyMask: [Bool]? = 
                     let P = probs.base + ((b * NH + h) * T + t0) * S
                     blas.sgemm(.none, .transpose, m: rows, n: keys, k: HS, alpha: scale, a: Q, lda: qStride, b: K, ldb: kvStride,
                                beta: 0, c: P, ldc: S, split: false)
-                    for t in t0..<t0 + rows { maskedSoftmaxRow(P + (t - t0) * S, count: keys) { visible(b, t, $0) } }
+                    for t in t0..<t0 + rows {
+                        grove_masked_softmax_row(P + (t - t0) * S, Int32(keys), Int32(t + offset + 1), maskBase.map { $0 + b * capacity })
+                    }
                     blas.sgemm(.none, .none, m: rows, n: HS, k: keys, a: P, lda: S, b: V, ldb: kvStride,
                                beta: 0, c: out.data + (b * T + t0) * qStride + h * HS, ldc: qStride, split: false)
                 }
@@ -83,12 +86,7 @@ public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, keyMask: [Bool]? = 
                             blas.sgemm(.transpose, .none, m: keys, n: HS, k: rows, a: P, lda: S, b: dO, ldb: qStride,
                                        beta: 1, c: dV + kvOff, ldc: kvStride, split: false)
                         }
-                        for r in 0..<rows {
-                            let p = P + r * S, d = dS + r * S
-                            var dot: Float = 0
-                            for s in 0..<keys { dot += p[s] * d[s] }
-                            for s in 0..<keys { d[s] = p[s] * (d[s] - dot) }
-                        }
+                        for r in 0..<rows { grove_softmax_backward_row(P + r * S, dS + r * S, Int32(keys)) }
                         if let dQ {
                             blas.sgemm(.none, .none, m: rows, n: HS, k: keys, alpha: scale, a: dS, lda: S, b: k.data + kvOff, ldb: kvStride,
                                        beta: 1, c: dQ + qOff, ldc: qStride, split: false)
@@ -103,19 +101,4 @@ public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, keyMask: [Bool]? = 
         }
     }
     return out
-}
-
-/// In-place softmax of one row over the entries `visible` admits; the others become 0.
-@inline(__always)
-func maskedSoftmaxRow(_ row: UnsafeMutablePointer<Float>, count: Int, visible: (Int) -> Bool) {
-    var maxValue = -Float.infinity
-    for s in 0..<count {
-        if visible(s) { maxValue = max(maxValue, row[s]) } else { row[s] = -.infinity }  // exp(−∞) = 0
-    }
-    if maxValue == -Float.infinity {  // nothing visible: the query attends to nothing
-        row.update(repeating: 0, count: count)
-        return
-    }
-    let inv = 1 / grove_exp_sum(row, maxValue, row, Int32(count))
-    for s in 0..<count { row[s] *= inv }
 }

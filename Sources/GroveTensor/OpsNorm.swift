@@ -1,3 +1,4 @@
+import CGroveKernels
 import Foundation
 
 /// RMSNorm over the last dimension: y = x · rstd · w, rstd = 1/√(mean(x²) + eps).
@@ -11,35 +12,21 @@ public func rmsNorm(_ x: Tensor, _ weight: Tensor, eps: Float) -> Tensor {
     let saved = Storage(count: N, zeroed: false), rstd = saved.base  // (N) saved for backward
     let xp = x.data, w = weight.data, o = out.data
     Parallel.forEach(N, grain: 64) { rows in
-        for r in rows {
-            let xr = xp + r * C, or = o + r * C
-            var ss: Float = 0
-            for c in 0..<C { ss += xr[c] * xr[c] }
-            let s = 1 / (ss / Float(C) + eps).squareRoot()
-            rstd[r] = s
-            for c in 0..<C { or[c] = xr[c] * s * w[c] }
-        }
+        for r in rows { rstd[r] = grove_rms_norm_row(xp + r * C, w, o + r * C, Int32(C), eps) }
     }
     out.record([x, weight]) { out in
         let dy = out.grad, rs = saved.base
         if x.requiresGrad {
             let dx = x.grad
             Parallel.forEach(N, grain: 64) { rows in
-                for r in rows {
-                    let xr = xp + r * C, gr = dy + r * C, dxr = dx + r * C, s = rs[r]
-                    var dot: Float = 0  // Σ dn·n
-                    for c in 0..<C { dot += gr[c] * w[c] * xr[c] * s }
-                    let m = dot / Float(C)
-                    for c in 0..<C { dxr[c] += s * (gr[c] * w[c] - xr[c] * s * m) }
-                }
+                let dn = UnsafeMutablePointer<Float>.allocate(capacity: C)  // dy·w of one row, this worker's
+                defer { dn.deallocate() }
+                for r in rows { grove_rms_norm_backward_row(xp + r * C, w, dy + r * C, rs[r], dx + r * C, dn, Int32(C)) }
             }
         }
         if weight.requiresGrad {
             let dw = weight.grad
-            for r in 0..<N {
-                let xr = xp + r * C, gr = dy + r * C, s = rs[r]
-                for c in 0..<C { dw[c] += gr[c] * xr[c] * s }
-            }
+            for r in 0..<N { grove_rms_norm_weight_grad_row(xp + r * C, dy + r * C, rs[r], dw, Int32(C)) }
         }
     }
     return out

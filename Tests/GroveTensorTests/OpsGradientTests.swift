@@ -43,6 +43,15 @@ final class OpsGradientTests: XCTestCase {
     func testRMSNorm() {
         let x = randomTensor([5, 7], seed: 11), w = randomTensor([7], seed: 12)
         checkGradients("rmsNorm", inputs: [x, w]) { rmsNorm($0[0], $0[1], eps: 1e-6) }
+        // 70 channels: the kernels' (rms_norm.c) 64-wide vector sums and their tail.
+        let wide = randomTensor([3, 70], seed: 14), wideWeight = randomTensor([70], seed: 15)
+        checkGradients("rmsNorm wide", inputs: [wide, wideWeight]) { rmsNorm($0[0], $0[1], eps: 1e-6) }
+        let y = rmsNorm(wide, wideWeight, eps: 1e-6).values
+        for r in 0..<3 {
+            let row = wide.values[r * 70..<(r + 1) * 70].map(Double.init)
+            let rstd = 1 / (row.reduce(0) { $0 + $1 * $1 } / 70 + 1e-6).squareRoot()
+            for c in 0..<70 { XCTAssertEqual(Double(y[r * 70 + c]), row[c] * rstd * Double(wideWeight.values[c]), accuracy: 1e-5) }
+        }
     }
 
     func testRoPE() {
@@ -66,6 +75,23 @@ final class OpsGradientTests: XCTestCase {
         checkGradients("attention", inputs: [q, k, v]) { attention($0[0], $0[1], $0[2], keyMask: mask) }
         // Query blocks of 3 rows: the second block's GEMMs stop at its last visible key.
         checkGradients("attention (blocks)", inputs: [q, k, v]) { attention($0[0], $0[1], $0[2], keyMask: mask, rowBlock: 3) }
+    }
+
+    func testAttentionLongRows() {
+        // 70 keys, no mask: the softmax kernels' 16-wide max and 64-wide sums (vector_exp.c),
+        // with their tails, over rows of 1 to 70 visible keys.
+        let q = randomTensor([1, 70, 2, 2], seed: 23), k = randomTensor([1, 70, 1, 2], seed: 24), v = randomTensor([1, 70, 1, 2], seed: 25)
+        checkGradients("attention (long rows)", inputs: [q, k, v]) { attention($0[0], $0[1], $0[2]) }
+        let out = attention(q, k, v).values
+        for (t, h) in [(0, 0), (15, 1), (16, 0), (63, 1), (69, 0)] {  // against the definition, in Double
+            let qt = (0..<2).map { Double(q.values[(t * 2 + h) * 2 + $0]) }
+            let scores = (0...t).map { s in (0..<2).reduce(0.0) { $0 + qt[$1] * Double(k.values[s * 2 + $1]) } / 2.0.squareRoot() }
+            let top = scores.max()!, weights = scores.map { exp($0 - top) }, total = weights.reduce(0, +)
+            for d in 0..<2 {
+                let expected = (0...t).reduce(0.0) { $0 + weights[$1] / total * Double(v.values[$1 * 2 + d]) }
+                XCTAssertEqual(Double(out[(t * 2 + h) * 2 + d]), expected, accuracy: 1e-5, "t \(t) h \(h)")
+            }
+        }
     }
 
     func testAttentionWithCachedKeys() {

@@ -41,6 +41,24 @@ void grove_swiglu(const float *gate, const float *up, float *out, int n);
 /// either output may be NULL.
 void grove_swiglu_backward(const float *gate, const float *up, const float *dy, float *dgate, float *dup, int n);
 
+/// In-place softmax of one attention row over the keys it may see: key s with s < limit and,
+/// when `mask` is not NULL, mask[s]; the others become 0, and a row that sees no key is all zeros.
+void grove_masked_softmax_row(float *row, int n, int limit, const _Bool *mask);
+
+/// Softmax's backward for one row of probabilities p: d ← p ⊙ (d − Σ p·d).
+void grove_softmax_backward_row(const float *p, float *d, int n);
+
+/// One RMSNorm row: y = x · rstd · w, rstd = 1/√(mean(x²) + eps); returns rstd.
+float grove_rms_norm_row(const float *x, const float *w, float *y, int C, float eps);
+
+/// RMSNorm's backward for one row: dx += rstd · (dy·w − x·rstd · mean(dy·w·x·rstd));
+/// `scratch` holds C floats.
+void grove_rms_norm_backward_row(const float *x, const float *w, const float *dy, float rstd, float *dx,
+                                 float *scratch, int C);
+
+/// dw += dy · x · rstd (one row's share of RMSNorm's weight gradient).
+void grove_rms_norm_weight_grad_row(const float *x, const float *dy, float rstd, float *dw, int C);
+
 /// AdamW's update of n parameters w from their gradients g and moments m, v (PyTorch's
 /// torch.optim.AdamW): m ← β1·m + (1 − β1)·g, v ← β2·v + (1 − β2)·g²,
 /// w ← w·decay − lr·(m / c1) / (√(v / c2) + ε), with c1, c2 the bias corrections 1 − βᵗ and
