@@ -46,18 +46,21 @@ static void configure_heap(void) {
 // (GRPO's completions) still find each other's blocks.
 static size_t size_class(size_t bytes) { return bytes >= LARGE ? (bytes + CLASS - 1) / CLASS * CLASS : bytes; }
 
+// Takes slot i out of the pool (the caller holds the lock) and returns its block.
+static void *remove_slot(int i) {
+    void *block = pool.block[i];
+    pool.total -= pool.bytes[i];
+    memmove(&pool.block[i], &pool.block[i + 1], (size_t)(pool.count - i - 1) * sizeof(void *));
+    memmove(&pool.bytes[i], &pool.bytes[i + 1], (size_t)(pool.count - i - 1) * sizeof(size_t));
+    pool.count--;
+    return block;
+}
+
 static void *take_from_pool(size_t bytes) {
     void *found = NULL;
     pthread_mutex_lock(&pool.lock);
-    for (int i = 0; i < pool.count; i++) {
-        if (pool.bytes[i] != bytes) continue;
-        found = pool.block[i];
-        pool.total -= bytes;
-        memmove(&pool.block[i], &pool.block[i + 1], (size_t)(pool.count - i - 1) * sizeof(void *));
-        memmove(&pool.bytes[i], &pool.bytes[i + 1], (size_t)(pool.count - i - 1) * sizeof(size_t));
-        pool.count--;
-        break;
-    }
+    for (int i = 0; i < pool.count && !found; i++)
+        if (pool.bytes[i] == bytes) found = remove_slot(i);
     pthread_mutex_unlock(&pool.lock);
     return found;
 }
@@ -79,13 +82,8 @@ void grove_free(void *block, size_t bytes) {
     void *evicted[POOL_SLOTS];
     int evictions = 0;
     pthread_mutex_lock(&pool.lock);
-    while (pool.count == POOL_SLOTS || pool.total + size > POOL_BYTES) {  // make room: drop the oldest
-        evicted[evictions++] = pool.block[0];
-        pool.total -= pool.bytes[0];
-        memmove(&pool.block[0], &pool.block[1], (size_t)(pool.count - 1) * sizeof(void *));
-        memmove(&pool.bytes[0], &pool.bytes[1], (size_t)(pool.count - 1) * sizeof(size_t));
-        pool.count--;
-    }
+    while (pool.count == POOL_SLOTS || pool.total + size > POOL_BYTES)  // make room: drop the oldest
+        evicted[evictions++] = remove_slot(0);
     pool.block[pool.count] = block;
     pool.bytes[pool.count] = size;
     pool.count++;

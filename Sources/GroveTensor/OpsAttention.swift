@@ -31,12 +31,6 @@ public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, keyMask: [Bool]? = 
     let probs = Storage(count: B * NH * T * S, zeroed: false)  // (B, NH, T, S) saved for backward; read only up to each block's keys
     let blas = BLAS.shared
 
-    // Query row t sees keys s ≤ t + offset whose mask entry (row b·capacity + s) is true.
-    let mask = UnsafeMutableBufferPointer<Bool>.allocate(capacity: keyMask?.count ?? 0)
-    defer { mask.deallocate() }
-    if let keyMask { _ = mask.initialize(from: keyMask) }
-    let maskBase = keyMask == nil ? nil : mask.baseAddress
-
     // Query blocks (first row, rows, keys the block's GEMMs read): row t sees keys 0...t + offset.
     precondition(rowBlock > 0, "attention: rowBlock must be positive")
     let blocks = stride(from: 0, to: T, by: rowBlock).map { t0 in
@@ -45,26 +39,30 @@ public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, keyMask: [Bool]? = 
 
     // One task per (batch row, KV head): its query heads' GEMMs run single-threaded side by
     // side, and in the backward pass each task owns its KV head's dK, dV rows (no races).
-    Parallel.forEach(B * KVH) { tasks in
-        for task in tasks {
-            let b = task / KVH, g = task % KVH
-            for h in g * groups..<(g + 1) * groups {
-                let K = k.data + b * capacity * kvStride + g * HS
-                let V = v.data + b * capacity * kvStride + g * HS
-                for (t0, rows, keys) in blocks {
-                    let Q = q.data + (b * T + t0) * qStride + h * HS
-                    let P = probs.base + ((b * NH + h) * T + t0) * S
-                    blas.sgemm(.none, .transpose, m: rows, n: keys, k: HS, alpha: scale, a: Q, lda: qStride, b: K, ldb: kvStride,
-                               beta: 0, c: P, ldc: S, split: false)
-                    for t in t0..<t0 + rows {
-                        grove_masked_softmax_row(P + (t - t0) * S, Int32(keys), Int32(t + offset + 1), maskBase.map { $0 + b * capacity })
+    // Query row t sees keys s ≤ t + offset whose entry b·capacity + s in `mask` is true.
+    func forward(mask: UnsafePointer<Bool>?) {
+        Parallel.forEach(B * KVH) { tasks in
+            for task in tasks {
+                let b = task / KVH, g = task % KVH
+                for h in g * groups..<(g + 1) * groups {
+                    let K = k.data + b * capacity * kvStride + g * HS
+                    let V = v.data + b * capacity * kvStride + g * HS
+                    for (t0, rows, keys) in blocks {
+                        let Q = q.data + (b * T + t0) * qStride + h * HS
+                        let P = probs.base + ((b * NH + h) * T + t0) * S
+                        blas.sgemm(.none, .transpose, m: rows, n: keys, k: HS, alpha: scale, a: Q, lda: qStride, b: K, ldb: kvStride,
+                                   beta: 0, c: P, ldc: S, split: false)
+                        for t in t0..<t0 + rows {
+                            grove_masked_softmax_row(P + (t - t0) * S, Int32(keys), Int32(t + offset + 1), mask.map { $0 + b * capacity })
+                        }
+                        blas.sgemm(.none, .none, m: rows, n: HS, k: keys, a: P, lda: S, b: V, ldb: kvStride,
+                                   beta: 0, c: out.data + (b * T + t0) * qStride + h * HS, ldc: qStride, split: false)
                     }
-                    blas.sgemm(.none, .none, m: rows, n: HS, k: keys, a: P, lda: S, b: V, ldb: kvStride,
-                               beta: 0, c: out.data + (b * T + t0) * qStride + h * HS, ldc: qStride, split: false)
                 }
             }
         }
     }
+    if let keyMask { keyMask.withUnsafeBufferPointer { forward(mask: $0.baseAddress) } } else { forward(mask: nil) }
 
     out.record([q, k, v]) { out in
         // Gradient buffers are allocated on first access: take them here, not inside the workers.
