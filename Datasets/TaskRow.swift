@@ -13,6 +13,13 @@ public struct TaskRow: Codable, Equatable {
     public var numbers: [Int]?
     public var target: Int?
 
+    /// The row with its worked steps left out: the completion is `#### ANSWER` alone.
+    public func answerOnly() -> TaskRow {
+        var row = self
+        row.completion = "#### \(answer)"
+        return row
+    }
+
     /// Writes rows as JSON lines (keys sorted, so files are byte-for-byte reproducible).
     /// `withCompletions: false` leaves the worked solutions out: a GRPO prompt file, which
     /// keeps only what a checker needs (prompt, answer, level).

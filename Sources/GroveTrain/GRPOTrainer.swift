@@ -153,7 +153,7 @@ public final class GRPOTrainer {
             let trained = config.loss.beta == 0 ? records.filter { $0.advantage != 0 } : records
             if !records.isEmpty {  // with no row trained the optimizer still steps (momentum, decay), as with zero gradients
                 let promptTokens = Set(trained.map(\.completion.promptIds)).reduce(0) { $0 + $1.count }
-                let parts = PolicyBatch.microBatches(lengths: trained.map { $0.completion.ids.count }, tokenBudget: config.microBatchTokens,
+                let parts = lengthSortedMicroBatches(lengths: trained.map { $0.completion.ids.count }, tokenBudget: config.microBatchTokens,
                                                      partOverhead: promptTokens)
                     .map { PolicyBatch($0.map { trained[$0] }, maskTruncated: config.maskTruncated, pad: pad) }
                 let temperature = config.sampling.temperature
@@ -262,31 +262,6 @@ struct PolicyBatch {
     /// Positions of `record` that take part in the loss (the count of its mask entries).
     static func lossTokens(_ record: RolloutRecord, maskTruncated: Bool) -> Int {
         maskTruncated && record.completion.finishReason == .length ? 0 : record.completion.ids.count
-    }
-
-    /// Row indices grouped into micro-batches of rows sorted by length (ties by index, so the
-    /// split is reproducible). A micro-batch costs rows × its longest row, plus `partOverhead`
-    /// (its prompts' tokens, computed again in every micro-batch); the split minimises the total
-    /// cost (dynamic programming over the sorted rows) with rows × longest ≤ `tokenBudget`
-    /// unless a row alone exceeds it.
-    static func microBatches(lengths: [Int], tokenBudget: Int, partOverhead: Int) -> [[Int]] {
-        let order = lengths.indices.sorted { (lengths[$0], $0) < (lengths[$1], $1) }
-        let n = order.count
-        // best[i]: the cheapest split of the i shortest rows; start[i]: where its last part begins.
-        var best = [Int](repeating: .max, count: n + 1), start = [Int](repeating: 0, count: n + 1)
-        best[0] = 0
-        for i in stride(from: 1, through: n, by: 1) {
-            let longest = lengths[order[i - 1]]
-            for j in stride(from: i - 1, through: 0, by: -1) {
-                let rows = i - j
-                if rows > 1 && rows * longest > tokenBudget { break }
-                let cost = best[j] + rows * longest + partOverhead
-                if cost < best[i] { best[i] = cost; start[i] = j }
-            }
-        }
-        var parts: [[Int]] = [], end = n
-        while end > 0 { parts.append(Array(order[start[end]..<end])); end = start[end] }
-        return parts.reversed()
     }
 
     /// Sum of the predicted distribution's entropy over the masked positions, and their count.

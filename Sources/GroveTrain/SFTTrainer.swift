@@ -9,7 +9,10 @@ public struct SFTConfig: Equatable {
     public var steps: Int
     /// Sequences per optimizer step.
     public var batchSize: Int
-    /// Sequences per forward/backward; batchSize / microBatchSize steps of gradient accumulation.
+    /// The most padded tokens per forward/backward, counted in sequences of the batch's longest
+    /// length (gradient accumulation when smaller than batchSize). Within it, the batch is sorted
+    /// by length and split where that saves padding, so each micro-batch pads only to its own
+    /// longest sequence.
     public var microBatchSize: Int
     public var learningRate: Float
     public var schedule: LearningRateSchedule
@@ -82,9 +85,8 @@ public final class SFTTrainer {
             let tokenCount = examples.reduce(0) { $0 + $1.tokens.count }  // real tokens, padding not counted
             var lossSum: Double = 0
             for p in params { p.zeroGrad() }
-            for start in stride(from: 0, to: examples.count, by: config.microBatchSize) {
-                let micro = SFTBatch(Array(examples[start..<min(start + config.microBatchSize, examples.count)]),
-                                     padToken: data.padToken)
+            for part in SFTTrainer.microBatches(examples, size: config.microBatchSize) {
+                let micro = SFTBatch(part, padToken: data.padToken)
                 let logits = model.forward(tokens: micro.tokens, batch: micro.batch)
                 // Σ over this micro-batch's targets of −log p, divided by the whole batch's count.
                 let nll = scale(sum(tokenLogProbs(logits, targets: micro.targets)), -1 / Float(max(targetTotal, 1)))
@@ -113,6 +115,19 @@ public final class SFTTrainer {
                 try checkpoint(self)
             }
         }
+    }
+}
+
+extension SFTTrainer {
+    /// The batch as micro-batches: sorted by length and split wherever that saves more padding
+    /// than another pass costs (priced at one row of the batch's longest length), each part at
+    /// most `size` rows of that length in padded tokens. So short completions are not padded to
+    /// the longest one of the batch. The loss is normalised over the whole batch, so the split
+    /// does not change the update.
+    static func microBatches(_ examples: [TokenizedExample], size: Int) -> [[TokenizedExample]] {
+        let lengths = examples.map(\.tokens.count), longest = lengths.max() ?? 0
+        return lengthSortedMicroBatches(lengths: lengths, tokenBudget: size * longest, partOverhead: longest)
+            .map { $0.map { examples[$0] } }
     }
 }
 

@@ -34,6 +34,9 @@ struct Datasets: ParsableCommand {
         @Option(help: "Arithmetic only: also write the first N training rows as demos.jsonl (the quickstart's SFT data; 0: skip).")
         var demos = 1_000
 
+        @Option(help: "Arithmetic only: append the next N training rows to demos.jsonl with the answer alone, no worked steps (as many real datasets give them).")
+        var answerOnlyDemos = 1_000
+
         @Option(help: "Arithmetic only: the levels of prompts.jsonl, the training rows after the demos at these levels without their worked solutions (the quickstart's GRPO prompts).")
         var promptLevels = "add4,add5,sub3,sub4,mul3"
 
@@ -56,12 +59,14 @@ struct Datasets: ParsableCommand {
             print("wrote \(train.count) training and \(eval.count) held-out rows to \(dir.path)")
             if task == .arithmetic && demos > 0 {
                 // Few worked solutions, many checkable problems: SFT learns from the demos, GRPO
-                // from the answers of the harder problems it never saw solved.
+                // from the answers of the harder problems it never saw solved. Half the demos give
+                // the answer alone: SFT imitates both styles, GRPO finds which one pays.
                 let levels = Set(try Generate.mix(promptLevels).map { $0.0.name })
-                let prompts = train.dropFirst(demos).filter { levels.contains($0.level) }
-                try TaskRow.writeJSONL(Array(train.prefix(demos)), to: dir.appendingPathComponent("demos.jsonl"))
+                let worked = train.prefix(demos), answerOnly = train.dropFirst(demos).prefix(answerOnlyDemos).map { $0.answerOnly() }
+                let prompts = train.dropFirst(demos + answerOnlyDemos).filter { levels.contains($0.level) }
+                try TaskRow.writeJSONL(Array(worked) + answerOnly, to: dir.appendingPathComponent("demos.jsonl"))
                 try TaskRow.writeJSONL(prompts, to: dir.appendingPathComponent("prompts.jsonl"), withCompletions: false)
-                print("wrote \(min(demos, train.count)) demonstrations and \(prompts.count) prompts without solutions (\(promptLevels))")
+                print("wrote \(worked.count) worked and \(answerOnly.count) answer-only demonstrations and \(prompts.count) prompts without solutions (\(promptLevels))")
             }
         }
 

@@ -56,10 +56,10 @@ final class RecipeTests: XCTestCase {
 
         XCTAssertEqual(error("      lr: 3.0e-3", "      lrate: 3.0e-3"),
                        "bad.yaml:\(line("lr: 3.0e-3")): stages.0.sft.lrate: unknown key (did you mean 'lr'?); valid keys: steps, batch_size, micro_batch_size, lr, schedule, warmup_steps, min_lr_ratio, step_size, gamma, weight_decay, beta1, beta2, max_grad_norm, max_length, eval_every, checkpoint_every")
-        XCTAssertEqual(error("      batch_size: 32", "      batch_size: many"),
-                       "bad.yaml:\(line("batch_size: 32")): stages.0.sft.batch_size: expected a whole number, found 'many'")
-        XCTAssertEqual(error("      batch_size: 32", "      batch_size: 0"),
-                       "bad.yaml:\(line("batch_size: 32")): stages.0.sft.batch_size: must be at least 1, found 0")
+        XCTAssertEqual(error("      batch_size: 64", "      batch_size: many"),
+                       "bad.yaml:\(line("batch_size: 64")): stages.0.sft.batch_size: expected a whole number, found 'many'")
+        XCTAssertEqual(error("      batch_size: 64", "      batch_size: 0"),
+                       "bad.yaml:\(line("batch_size: 64")): stages.0.sft.batch_size: must be at least 1, found 0")
         XCTAssertTrue(error("  train: Datasets/arithmetic/demos.jsonl", "  train: Datasets/nope.jsonl")
                         .hasPrefix("bad.yaml:\(line("train: Datasets/arithmetic/demos.jsonl")): data.train: 'Datasets/nope.jsonl' does not exist"))
         XCTAssertTrue(error("  task: arithmetic", "  task: arithmatic").contains("data.task: unknown value 'arithmatic' (did you mean 'arithmetic'?)"))

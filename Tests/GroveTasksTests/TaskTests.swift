@@ -51,16 +51,25 @@ final class ArithmeticTaskTests: XCTestCase {
         }
     }
 
-    /// The quickstart's split: demos.jsonl is the first 1,000 training rows; prompts.jsonl holds
-    /// the later training rows of the harder levels, without their worked solutions.
+    /// The quickstart's split: demos.jsonl is the first 1,000 training rows, then the next 1,000
+    /// with the answer alone; prompts.jsonl holds the later training rows of the harder levels,
+    /// without their worked solutions.
     func testCommittedDemosAndPrompts() throws {
         let dir = Fixtures.repoRoot.appendingPathComponent("Datasets/arithmetic")
         func lines(_ f: String) throws -> [String] {
             try String(contentsOf: dir.appendingPathComponent(f), encoding: .utf8).split(separator: "\n").map(String.init)
         }
         let train = try lines("train.jsonl"), demos = try lines("demos.jsonl"), prompts = try lines("prompts.jsonl")
-        XCTAssertEqual(demos, Array(train.prefix(1000)))
-        let later = try train.dropFirst(1000).map { try JSONDecoder().decode(TaskRow.self, from: Data($0.utf8)) }
+        func row(_ line: String) throws -> TaskRow { try JSONDecoder().decode(TaskRow.self, from: Data(line.utf8)) }
+        XCTAssertEqual(demos.count, 2000)
+        XCTAssertEqual(Array(demos.prefix(1000)), Array(train.prefix(1000)))
+        for (line, original) in zip(demos.dropFirst(1000), train.dropFirst(1000)) {
+            let demo = try row(line), full = try row(original)
+            XCTAssertEqual(demo.completion, "#### \(full.answer)")
+            XCTAssertEqual(demo.prompt, full.prompt)
+            XCTAssertTrue(ArithmeticTask.isCorrect(completion: demo.completion, answer: full.answer))
+        }
+        let later = try train.dropFirst(2000).map(row)
         let hard: Set = ["add4", "add5", "sub3", "sub4", "mul3"]
         let expected = later.filter { hard.contains($0.level) }
         XCTAssertEqual(prompts.count, expected.count)

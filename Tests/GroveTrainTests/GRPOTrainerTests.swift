@@ -60,7 +60,7 @@ final class GRPOTrainerTests: XCTestCase {
         var splitRows: [Int] = []
         try whole.train { _ in }
         try split.train { if case .rollouts(_, let r) = $0 { splitRows.append(r.count) } }
-        XCTAssertGreaterThan(PolicyBatch.microBatches(lengths: Array(repeating: 4, count: 32), tokenBudget: 12, partOverhead: 0).count, 8)
+        XCTAssertGreaterThan(lengthSortedMicroBatches(lengths: Array(repeating: 4, count: 32), tokenBudget: 12, partOverhead: 0).count, 8)
         XCTAssertEqual(splitRows, [32, 32])
         for (a, b) in zip(whole.policy.parameters, split.policy.parameters) {
             for (x, y) in zip(a.values, b.values) { XCTAssertEqual(x, y, accuracy: 1e-5) }
@@ -74,7 +74,7 @@ final class GRPOTrainerTests: XCTestCase {
         let lengths = [5, 9, 3, 9, 1, 7, 20]
         func cost(_ parts: [[Int]], _ overhead: Int) -> Int { parts.reduce(0) { $0 + $1.count * $1.map { lengths[$0] }.max()! + overhead } }
         for overhead in [0, 6, 100] {
-            let parts = PolicyBatch.microBatches(lengths: lengths, tokenBudget: 18, partOverhead: overhead)
+            let parts = lengthSortedMicroBatches(lengths: lengths, tokenBudget: 18, partOverhead: overhead)
             XCTAssertEqual(parts.flatMap { $0 }.sorted(), Array(lengths.indices))
             XCTAssertEqual(parts.flatMap { $0 }.map { lengths[$0] }, lengths.sorted())
             for p in parts where p.count > 1 { XCTAssertLessThanOrEqual(p.count * p.map { lengths[$0] }.max()!, 18) }
@@ -88,8 +88,8 @@ final class GRPOTrainerTests: XCTestCase {
             }
             XCTAssertEqual(cost(parts, overhead), cheapest, "overhead \(overhead)")
         }
-        XCTAssertEqual(PolicyBatch.microBatches(lengths: lengths, tokenBudget: 18, partOverhead: 100), [[4, 2], [0, 5], [1, 3], [6]])
-        XCTAssertEqual(PolicyBatch.microBatches(lengths: [], tokenBudget: 18, partOverhead: 1), [])
+        XCTAssertEqual(lengthSortedMicroBatches(lengths: lengths, tokenBudget: 18, partOverhead: 100), [[4, 2], [0, 5], [1, 3], [6]])
+        XCTAssertEqual(lengthSortedMicroBatches(lengths: [], tokenBudget: 18, partOverhead: 1), [])
     }
 
     /// Equal rewards everywhere with β = 0: no row is fed, but the optimizer still steps as it would

@@ -18,9 +18,15 @@ final class SFTTests: XCTestCase {
     }
 
     /// A JSONL file of `n` tiny addition problems.
-    func additionFile(_ n: Int) throws -> URL {
+    /// `n` rows `a+b=` → `a+b`; with `mixedLengths`, every third completion repeats the sum
+    /// (`12=12=12=12`), so batches mix short and long rows.
+    func additionFile(_ n: Int, mixedLengths: Bool = false) throws -> URL {
         let url = temp("train.jsonl")
-        let lines = (0..<n).map { i in "{\"prompt\": \"\(i % 10)+\(i / 10 % 10)=\", \"completion\": \"\(i % 10 + i / 10 % 10)\", \"id\": \"r\(i)\"}" }
+        let lines = (0..<n).map { i in
+            let sum = "\(i % 10 + i / 10 % 10)"
+            let completion = mixedLengths && i % 3 == 0 ? Array(repeating: sum, count: 4).joined(separator: "=") : sum
+            return "{\"prompt\": \"\(i % 10)+\(i / 10 % 10)=\", \"completion\": \"\(completion)\", \"id\": \"r\(i)\"}"
+        }
         try (lines.joined(separator: "\n") + "\n\n").write(to: url, atomically: true, encoding: .utf8)
         return url
     }
@@ -146,11 +152,26 @@ final class SFTTests: XCTestCase {
 
     /// The loss is averaged over the whole batch's target tokens, so splitting it into micro-batches changes nothing.
     func testMicroBatchesGiveTheSameTraining() throws {
-        let file = try JSONLFile(url: try additionFile(40)), tok = try tokenizer()
+        let file = try JSONLFile(url: try additionFile(40, mixedLengths: true)), tok = try tokenizer()
         let whole = try losses(makeTrainer(file, tok, steps: 4, micro: 8))
         let split = try losses(makeTrainer(file, tok, steps: 4, micro: 2))
         for (a, b) in zip(whole, split) { XCTAssertEqual(a, b, accuracy: 1e-5) }
         XCTAssertLessThan(whole.last!, whole.first!)
+    }
+
+    /// Micro-batches come from the length-sorted batch, split where that saves padding: every
+    /// example once, no part over `size` rows of the batch's longest length.
+    func testMicroBatchesSplitTheLengthSortedBatch() {
+        func parts(_ lengths: [Int], size: Int) -> [[Int]] {
+            let examples = lengths.enumerated().map { i, n in TokenizedExample(tokens: [Int32](repeating: Int32(i), count: n), promptLength: 1) }
+            return SFTTrainer.microBatches(examples, size: size).map { $0.map { Int($0.tokens[0]) } }
+        }
+        // Short rows apart from long ones: 4·5 + 80 + 4·80 + 80 = 500 < one pass, 8·80 + 80.
+        XCTAssertEqual(parts([80, 5, 80, 5, 5, 80, 5, 80], size: 8), [[1, 3, 4, 6], [0, 2, 5, 7]])
+        // Equal lengths: one pass, unless `size` caps it.
+        XCTAssertEqual(parts([7, 7, 7, 7], size: 4), [[0, 1, 2, 3]])
+        XCTAssertEqual(parts([7, 7, 7, 7], size: 2), [[0, 1], [2, 3]])
+        XCTAssertEqual(parts([], size: 2), [])
     }
 
     /// Stopping at a checkpoint and resuming gives exactly the losses of an uninterrupted run.
