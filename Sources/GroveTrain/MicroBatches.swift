@@ -1,11 +1,11 @@
-/// Splitting a batch of rows of different lengths into micro-batches that waste little padding:
-/// the GRPO trainer's completions and the SFT trainer's examples both go through it.
+// Splitting a batch of rows of different lengths into micro-batches that waste little padding:
+// the GRPO trainer's completions and the SFT trainer's examples both go through it.
 
 /// Row indices grouped into micro-batches of rows sorted by length (ties by index, so the
 /// split is reproducible). A micro-batch costs rows × its longest row, plus `partOverhead`
-/// (the price of one more pass: GRPO's prompts are computed again in every micro-batch); the split minimises the total
-/// cost (dynamic programming over the sorted rows) with rows × longest ≤ `tokenBudget`
-/// unless a row alone exceeds it.
+/// (the price of one more pass: GRPO's prompts are computed again in every micro-batch); the
+/// split minimises the total cost (dynamic programming over the sorted rows) with rows ×
+/// longest ≤ `tokenBudget` unless a row alone exceeds it.
 func lengthSortedMicroBatches(lengths: [Int], tokenBudget: Int, partOverhead: Int) -> [[Int]] {
     let order = lengths.indices.sorted { (lengths[$0], $0) < (lengths[$1], $1) }
     let n = order.count

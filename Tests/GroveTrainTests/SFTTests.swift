@@ -17,9 +17,8 @@ final class SFTTests: XCTestCase {
         return dir.appendingPathComponent(name)
     }
 
-    /// A JSONL file of `n` tiny addition problems.
-    /// `n` rows `a+b=` → `a+b`; with `mixedLengths`, every third completion repeats the sum
-    /// (`12=12=12=12`), so batches mix short and long rows.
+    /// A JSONL file of `n` tiny addition problems, `a+b=` → the sum; with `mixedLengths`, every
+    /// third completion repeats the sum (`12=12=12=12`), so batches mix short and long rows.
     func additionFile(_ n: Int, mixedLengths: Bool = false) throws -> URL {
         let url = temp("train.jsonl")
         let lines = (0..<n).map { i in
