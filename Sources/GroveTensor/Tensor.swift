@@ -23,7 +23,14 @@ public final class Storage {
     public init(count: Int, zeroed: Bool = true) {
         self.count = count
         base = grove_alloc(max(count, 1) * 4).bindMemory(to: Float.self, capacity: max(count, 1))
-        if zeroed { base.initialize(repeating: 0, count: max(count, 1)) }
+        // Zeroing a fresh block is mostly the kernel faulting its pages in (a gradient buffer,
+        // taken on the main thread between ops): split over the workers, as other loops are.
+        if zeroed {
+            let base = base
+            Parallel.forEach(max(count, 1), grain: 1 << 18) { rows in
+                (base + rows.lowerBound).initialize(repeating: 0, count: rows.count)
+            }
+        }
     }
 
     deinit { grove_free(base, max(count, 1) * 4) }
