@@ -253,10 +253,8 @@ extension Recipe {
                                                      "max_grad_norm", "max_length", "eval_every", "checkpoint_every"])
         let steps = try r.int(try s.required("steps"), s.path("steps"), min: 1)
         let batch = try s.int("batch_size", default: 32, min: 1)
+        // Any size: the batch is split by length (SFTTrainer.microBatches), not cut in equal parts.
         let micro = try s.int("micro_batch_size", default: batch, min: 1)
-        if batch % micro != 0 {
-            throw r.error(s["micro_batch_size"]!, s.path("micro_batch_size"), "must divide batch_size (\(batch))")
-        }
         let schedule = try readSchedule(s, steps: steps, r)
         return SFTConfig(steps: steps, batchSize: batch, microBatchSize: micro,
                          learningRate: Float(try s.double("lr", default: 1e-3, range: 0...10)),

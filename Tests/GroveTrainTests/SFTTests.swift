@@ -154,7 +154,9 @@ final class SFTTests: XCTestCase {
         let file = try JSONLFile(url: try additionFile(40, mixedLengths: true)), tok = try tokenizer()
         let whole = try losses(makeTrainer(file, tok, steps: 4, micro: 8))
         let split = try losses(makeTrainer(file, tok, steps: 4, micro: 2))
+        let uneven = try losses(makeTrainer(file, tok, steps: 4, micro: 3))  // need not divide the batch of 8
         for (a, b) in zip(whole, split) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+        for (a, b) in zip(whole, uneven) { XCTAssertEqual(a, b, accuracy: 1e-5) }
         XCTAssertLessThan(whole.last!, whole.first!)
     }
 
