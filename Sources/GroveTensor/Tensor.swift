@@ -58,6 +58,9 @@ public final class Tensor {
     let offset: Int
     /// The gradient buffer, allocated on first use (shared with views).
     var gradStorage: Storage?
+    /// For a view in the graph: the tensor whose gradient buffer it shares, taken when the first
+    /// gradient arrives (in the backward pass), not when the view is made.
+    var gradientBase: Tensor?
     /// Whether `backward()` should produce a gradient for this tensor.
     public internal(set) var requiresGrad: Bool
 
@@ -116,9 +119,16 @@ public final class Tensor {
         return data[0]
     }
 
-    /// The gradient pointer, allocating a zeroed buffer on first use.
+    /// The gradient pointer, allocating a zeroed buffer on first use (a view's is its base's).
     public var grad: UnsafeMutablePointer<Float> {
-        if gradStorage == nil { gradStorage = Storage(count: storage.count) }
+        if gradStorage == nil {
+            if let base = gradientBase {
+                _ = base.grad
+                gradStorage = base.gradStorage
+            } else {
+                gradStorage = Storage(count: storage.count)
+            }
+        }
         return gradStorage!.base + offset
     }
 
@@ -160,8 +170,9 @@ public final class Tensor {
     func view(shape: [Int], offset: Int) -> Tensor {
         let view = Tensor(viewOf: self, shape: shape, offset: offset)
         if requiresGrad && GradMode.isEnabled {
-            _ = grad  // make sure the shared gradient buffer exists before the view aliases it
-            view.gradStorage = gradStorage
+            // The buffer is shared once a gradient arrives: allocating it here would hold a
+            // zeroed gradient for every reshaped activation through the whole forward pass.
+            view.gradientBase = self
             view.requiresGrad = true
             view.parents = [self]
             view.backwardFn = { _ in }  // gradient already lands in the shared buffer
@@ -226,6 +237,7 @@ public final class Tensor {
             fn(node)
             node.backwardFn = nil
             node.parents = []
+            node.gradientBase = nil
             node.gradStorage = nil
         }
     }

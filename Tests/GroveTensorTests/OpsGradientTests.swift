@@ -116,6 +116,21 @@ final class OpsGradientTests: XCTestCase {
         XCTAssertEqual(w.gradValues!, [Float](repeating: 2, count: 12))
     }
 
+    /// Views take their base's gradient buffer when the first gradient arrives, not when made:
+    /// a forward pass holds no gradient buffers. Gradients through two views of one activation
+    /// (rows and a reshape) and through the activation itself all land in its buffer.
+    func testViewGradientBufferIsTakenInTheBackwardPass() {
+        let w = randomTensor([4, 3], seed: 25); w.requireGrad()
+        let h = scale(w, 3)
+        let top = h.rows(0..<2).reshaped([6]), whole = h.reshaped([2, 6])
+        XCTAssertNil(h.gradStorage, "a view made in the forward pass allocates no gradient buffer")
+        XCTAssertNil(top.gradStorage)
+        let loss = add(add(sum(scale(top, 2)), sum(whole)), sum(h))
+        loss.backward()
+        // d loss / d h = 2 on the first two rows (top) + 1 (whole) + 1 (h itself); d h / d w = 3.
+        XCTAssertEqual(w.gradValues!, [Float](repeating: 12, count: 6) + [Float](repeating: 6, count: 6))
+    }
+
     func testNoGraphWithoutGrad() {
         let w = randomTensor([3, 3], seed: 24); w.requireGrad()
         let y = GradMode.withoutGrad { matmul(w, w) }
