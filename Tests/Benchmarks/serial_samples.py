@@ -29,7 +29,9 @@ def read_samples(lines):
         elif line.startswith("\t"):  # a frame: address and symbol
             parts = line.strip().split(None, 1)
             sample[2].append(parts[1] if len(parts) > 1 else "?")
-        else:  # a sample's header: tid and time
+        else:  # a sample's header: tid and time (the previous sample ends here if no blank line did)
+            if sample:
+                yield sample
             tid, time = line.split()[:2]
             sample = (int(tid), float(time.rstrip(":")), [])
     if sample:

@@ -31,11 +31,6 @@ final class RecipeTests: XCTestCase {
         XCTAssertEqual(sft.learningRate, 3e-4)
         XCTAssertEqual(sft.steps, 5)
         XCTAssertEqual(r.seed, 7)
-        // A micro-batch size need not divide the batch: the split goes by length.
-        guard case .sft(let uneven) = try Recipe.load(path: "Recipes/quickstart.yaml", overrides: ["stages.0.sft.micro_batch_size=24"]).stages[0]
-        else { return XCTFail() }
-        XCTAssertEqual(uneven.microBatchSize, 24)
-        XCTAssertEqual(uneven.batchSize, 64)
         XCTAssertEqual(r.eval.passK, 0, "pass@k is off unless asked for")
         XCTAssertEqual(try Recipe.load(path: "Recipes/quickstart.yaml", overrides: ["eval.pass_k=8"]).eval.passK, 8)
         XCTAssertThrowsError(try Recipe.load(path: "Recipes/quickstart.yaml", overrides: ["eval.pass_k=-1"])) {
@@ -44,6 +39,11 @@ final class RecipeTests: XCTestCase {
         XCTAssertThrowsError(try Recipe.load(path: "Recipes/quickstart.yaml", overrides: ["stages.3.sft.lr=1"])) {
             XCTAssertTrue("\($0)".contains("stages.3.sft.lr"), "\($0)")
         }
+        // A micro-batch size need not divide the batch: the split goes by length.
+        guard case .sft(let uneven) = try Recipe.load(path: "Recipes/quickstart.yaml", overrides: ["stages.0.sft.micro_batch_size=24"]).stages[0]
+        else { return XCTFail() }
+        XCTAssertEqual(uneven.microBatchSize, 24)
+        XCTAssertEqual(uneven.batchSize, 64)
     }
 
     /// The messages of malformed recipes, each naming file, line and key.
