@@ -1,75 +1,133 @@
 #include "grove_kernels.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
+#include <sys/mman.h>
 
-// Tensor storage. A training step frees and re-allocates the same activation sizes every step.
+// Tensor storage: one reserved address range, handed out best-fit, freed blocks coalesced.
 //
-// Blocks up to 32 MiB: by default glibc serves blocks this large with mmap and returns them (or
-// the heap's top) to the kernel on free, so each step faulted every page in again, zeroed by the
-// kernel: 5–8 % of a small model's step. mallopt keeps freed blocks up to 32 MiB (glibc's largest
-// mmap threshold) in the heap.
+// A training step frees and re-allocates the same activation sizes in the same order every
+// step. Served by malloc, those blocks shared glibc's heap with every other allocation of the
+// process (Swift arrays, closures, the thread pool's bookkeeping); on two threads other blocks
+// landed in the holes the step's tensors had left, a tensor of the next step no longer fit,
+// and the heap grew by fresh pages that the kernel faulted in and zeroed: a big model's
+// training step went from 1.46 GB resident on one thread to 2.1–2.7 GB on two, growing with
+// the number of steps. Here only tensor storage lives in the range, so its layout depends on
+// the order of tensor allocations alone, which is the same on any number of threads, and a
+// step reuses the previous step's pages.
 //
-// Larger blocks (the logits and their gradient: 8 × 256 tokens × a vocabulary of 8,192 is 64 MiB)
-// glibc always maps fresh and unmaps on free; that was 9 % of the bench's big training step in
-// page faults and the kernel's page zeroing. They go through a small pool instead: a freed block
-// is kept, and the next allocation of the same size class takes it back. Peak memory is
-// unchanged while the sizes repeat; the pool holds at most POOL_SLOTS blocks and POOL_BYTES, and
-// gives the oldest back to the kernel first.
+// The range is reserved without committing memory (MAP_NORESERVE): a page costs RAM when it is
+// first written. Freed blocks keep their pages (no fault next step); a free run at the top
+// larger than TRIM_BYTES is given back to the kernel. Where the reservation fails (strict
+// overcommit, an address-space limit) or is full, blocks come from posix_memalign instead.
 
-enum { LARGE = 32 << 20, CLASS = 2 << 20, POOL_SLOTS = 16 };
-static const size_t POOL_BYTES = (size_t)2 << 30;
+enum { ALIGN = 64 };
+static const size_t TRIM_BYTES = (size_t)1 << 30;
+
+typedef struct { size_t start, size; } Span;  // byte offsets into the range
 
 static struct {
     pthread_mutex_t lock;
-    void *block[POOL_SLOTS];   // oldest first
-    size_t bytes[POOL_SLOTS];
-    int count;
-    size_t total;
-} pool = {PTHREAD_MUTEX_INITIALIZER};
+    char *base;          // NULL: no range, every block comes from posix_memalign
+    size_t capacity;     // bytes reserved
+    size_t top;          // bytes of the range handed out at least once (above: untouched, or given back)
+    Span *free;          // free runs below `top`, sorted by start, never adjacent
+    int count, spans;    // runs in use, runs allocated
+} heap = {PTHREAD_MUTEX_INITIALIZER};
 
-static pthread_once_t configured = PTHREAD_ONCE_INIT;
+static pthread_once_t reserved = PTHREAD_ONCE_INIT;
 
-static void configure_heap(void) {
-#if defined(__GLIBC__)
-    mallopt(M_MMAP_THRESHOLD, LARGE);    // the largest threshold glibc accepts
-    mallopt(M_TRIM_THRESHOLD, 1 << 30);  // never give the heap's top back mid-run
-#endif
+static void reserve_range(void) {
+    // The largest of these that the system grants: address space only, no memory.
+    for (size_t gib = 1024; gib >= 16 && !heap.base; gib /= 4) {
+        void *range = mmap(NULL, gib << 30, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (range != MAP_FAILED) { heap.base = range; heap.capacity = gib << 30; }
+    }
 }
 
-// Large blocks are handled in 2 MiB classes, so that sequences of slightly different lengths
-// (GRPO's completions) still find each other's blocks.
-static size_t size_class(size_t bytes) { return bytes >= LARGE ? (bytes + CLASS - 1) / CLASS * CLASS : bytes; }
-
-// Takes slot i out of the pool (the caller holds the lock) and returns its block.
-static void *remove_slot(int i) {
-    void *block = pool.block[i];
-    pool.total -= pool.bytes[i];
-    memmove(&pool.block[i], &pool.block[i + 1], (size_t)(pool.count - i - 1) * sizeof(void *));
-    memmove(&pool.bytes[i], &pool.bytes[i + 1], (size_t)(pool.count - i - 1) * sizeof(size_t));
-    pool.count--;
-    return block;
+static int in_range(const void *block) {
+    return heap.base && (const char *)block >= heap.base && (const char *)block < heap.base + heap.capacity;
 }
 
-static void *take_from_pool(size_t bytes) {
-    void *found = NULL;
-    pthread_mutex_lock(&pool.lock);
-    for (int i = 0; i < pool.count && !found; i++)
-        if (pool.bytes[i] == bytes) found = remove_slot(i);
-    pthread_mutex_unlock(&pool.lock);
-    return found;
+static void remove_span(int i) {
+    memmove(&heap.free[i], &heap.free[i + 1], (size_t)(heap.count - i - 1) * sizeof(Span));
+    heap.count--;
 }
+
+// Offset of a block of `size` bytes, or SIZE_MAX when the range cannot hold it. Best fit: the
+// smallest free run that holds it (lowest address among equals); a run ending at `top` may be
+// extended; otherwise the block goes on top.
+static size_t take(size_t size) {
+    int best = -1;
+    for (int i = 0; i < heap.count; i++)
+        if (heap.free[i].size >= size && (best < 0 || heap.free[i].size < heap.free[best].size)) best = i;
+    if (best >= 0) {
+        size_t start = heap.free[best].start;
+        heap.free[best].start += size;
+        heap.free[best].size -= size;
+        if (heap.free[best].size == 0) remove_span(best);
+        return start;
+    }
+    size_t start = heap.top;
+    if (heap.count > 0 && heap.free[heap.count - 1].start + heap.free[heap.count - 1].size == heap.top) {
+        start = heap.free[heap.count - 1].start;  // the top run is too small: grow it
+        remove_span(heap.count - 1);
+    }
+    if (size > heap.capacity - start) return SIZE_MAX;
+    heap.top = start + size;
+    return start;
+}
+
+// Returns [start, start + size) to the free runs, merged with the runs it touches.
+static void give_back(size_t start, size_t size) {
+    int lo = 0, hi = heap.count;  // first run starting after `start`
+    while (lo < hi) { int mid = (lo + hi) / 2; if (heap.free[mid].start < start) lo = mid + 1; else hi = mid; }
+    int i = lo;
+    if (i > 0 && heap.free[i - 1].start + heap.free[i - 1].size == start) {  // merge with the run before
+        i--;
+        heap.free[i].size += size;
+    } else {
+        if (heap.count == heap.spans) {
+            heap.spans = heap.spans ? 2 * heap.spans : 256;
+            heap.free = realloc(heap.free, (size_t)heap.spans * sizeof(Span));
+            if (!heap.free) { fprintf(stderr, "grove: out of memory\n"); abort(); }
+        }
+        memmove(&heap.free[i + 1], &heap.free[i], (size_t)(heap.count - i) * sizeof(Span));
+        heap.free[i] = (Span){start, size};
+        heap.count++;
+    }
+    if (i + 1 < heap.count && heap.free[i].start + heap.free[i].size == heap.free[i + 1].start) {  // and the one after
+        heap.free[i].size += heap.free[i + 1].size;
+        remove_span(i + 1);
+    }
+    // A large free run at the top goes back to the kernel (from its first whole page on).
+    Span last = heap.free[heap.count - 1];
+    if (last.start + last.size == heap.top && last.size > TRIM_BYTES) {
+        size_t page = 4096, from = (last.start + page - 1) / page * page;
+        madvise(heap.base + from, heap.top - from, MADV_DONTNEED);
+        heap.top = last.start;
+        remove_span(heap.count - 1);
+    }
+}
+
+// Bytes a block of `bytes` occupies: a whole number of cache lines, at least one.
+static size_t block_size(size_t bytes) { return bytes ? (bytes + ALIGN - 1) / ALIGN * ALIGN : ALIGN; }
 
 void *grove_alloc(size_t bytes) {
-    pthread_once(&configured, configure_heap);
-    size_t size = size_class(bytes ? bytes : 1);
-    void *block = size >= LARGE ? take_from_pool(size) : NULL;
-    if (!block && posix_memalign(&block, 64, size) != 0) {
+    pthread_once(&reserved, reserve_range);
+    size_t size = block_size(bytes);
+    void *block = NULL;
+    if (heap.base) {
+        pthread_mutex_lock(&heap.lock);
+        size_t start = take(size);
+        pthread_mutex_unlock(&heap.lock);
+        if (start != SIZE_MAX) block = heap.base + start;
+    }
+    if (!block && posix_memalign(&block, ALIGN, size) != 0) {
         fprintf(stderr, "grove: out of memory allocating %zu bytes\n", size);
         abort();
     }
@@ -77,17 +135,9 @@ void *grove_alloc(size_t bytes) {
 }
 
 void grove_free(void *block, size_t bytes) {
-    size_t size = size_class(bytes ? bytes : 1);
-    if (size < LARGE || size > POOL_BYTES) { free(block); return; }
-    void *evicted[POOL_SLOTS];
-    int evictions = 0;
-    pthread_mutex_lock(&pool.lock);
-    while (pool.count == POOL_SLOTS || pool.total + size > POOL_BYTES)  // make room: drop the oldest
-        evicted[evictions++] = remove_slot(0);
-    pool.block[pool.count] = block;
-    pool.bytes[pool.count] = size;
-    pool.count++;
-    pool.total += size;
-    pthread_mutex_unlock(&pool.lock);
-    for (int i = 0; i < evictions; i++) free(evicted[i]);
+    if (!in_range(block)) { free(block); return; }
+    size_t size = block_size(bytes);
+    pthread_mutex_lock(&heap.lock);
+    give_back((size_t)((char *)block - heap.base), size);
+    pthread_mutex_unlock(&heap.lock);
 }

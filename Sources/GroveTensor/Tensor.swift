@@ -17,9 +17,9 @@ public final class Storage {
 
     /// Allocates `count` floats, 64-byte aligned (one AVX-512 line), zero-filled unless
     /// `zeroed` is false: for an op's output that its kernel overwrites entirely (zeroing
-    /// it first was 4–7 % of a training step). Freed blocks are kept for the next step's
-    /// allocations of the same size (`grove_alloc`, heap.c), so a step does not fault its
-    /// activations in from the kernel again.
+    /// it first was 4–7 % of a training step). Blocks come from an address range that holds
+    /// tensor storage only (`grove_alloc`, heap.c), so a step reuses the previous step's pages
+    /// instead of faulting its activations in from the kernel again.
     public init(count: Int, zeroed: Bool = true) {
         self.count = count
         base = grove_alloc(max(count, 1) * 4).bindMemory(to: Float.self, capacity: max(count, 1))

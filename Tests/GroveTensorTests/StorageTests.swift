@@ -2,31 +2,60 @@ import CGroveKernels
 @testable import GroveTensor
 import XCTest
 
-/// Tensor storage (heap.c): large blocks go back to a pool and are reused; a reused block
-/// handed out as zeroed storage is zero again.
+/// Tensor storage (heap.c): blocks come from one reserved range, best fit; freed blocks are
+/// reused and merged with their free neighbours; a large free run at the top goes back to the
+/// kernel. The blocks here are hundreds of MiB of address space, larger than any free run
+/// other tests leave, so each lands on top of the range; they are never written except where
+/// a test says, so they cost no memory.
 final class StorageTests: XCTestCase {
-    func testLargeBlockIsReusedInItsSizeClassAndZeroedAgain() throws {
-        let bytes = 40 << 20  // above glibc's 32 MiB mmap threshold: pooled
+    let MiB = 1 << 20
+
+    func testFreedBlockIsReusedAndHandedOutZeroedAgain() throws {
+        let bytes = 100 * MiB + 100  // not a whole number of cache lines
         let first = try XCTUnwrap(grove_alloc(bytes))
         XCTAssertEqual(Int(bitPattern: first) % 64, 0)
-        memset(first, 0xff, bytes)  // dirty it, as a previous step's logits would
+        memset(first, 0xff, 1 << 16)  // dirty its start, as a previous step's activations would
         grove_free(first, bytes)
 
-        // A few KiB smaller is the same 2 MiB class: the freed block comes back.
-        let floats = (bytes - 4096) / 4
-        let storage = Storage(count: floats)
+        let storage = Storage(count: bytes / 4)
         XCTAssertEqual(UnsafeMutableRawPointer(storage.base), first)
-        let values = UnsafeBufferPointer(start: storage.base, count: floats)
-        XCTAssertEqual(values.firstIndex { $0 != 0 }, nil)
+        let start = UnsafeBufferPointer(start: storage.base, count: (1 << 16) / 4)
+        XCTAssertEqual(start.firstIndex { $0 != 0 }, nil)
     }
 
-    func testBlocksOfAnotherClassAreNotShared() throws {
-        let small = 40 << 20, large = 48 << 20
-        let first = try XCTUnwrap(grove_alloc(small))
-        grove_free(first, small)
-        let other = try XCTUnwrap(grove_alloc(large))  // must not get the 40 MiB block
-        XCTAssertNotEqual(other, first)
-        memset(other, 1, large)  // the whole block is writable
-        grove_free(other, large)
+    func testBestFitAndMergingOfFreeNeighbours() throws {
+        // f, a, b, c side by side on top; f stays in use, so a's run has no free run before it.
+        let f = try XCTUnwrap(grove_alloc(320 * MiB))
+        let a = try XCTUnwrap(grove_alloc(320 * MiB)), b = try XCTUnwrap(grove_alloc(320 * MiB))
+        let c = try XCTUnwrap(grove_alloc(360 * MiB))
+        XCTAssertEqual([a, b, c], [f + 320 * MiB, f + 640 * MiB, f + 960 * MiB])
+        grove_free(a, 320 * MiB)
+        grove_free(c, 360 * MiB)
+
+        // Free runs now: a's 320 MiB and c's 360 MiB. Best fit for 310 MiB is a's run.
+        let d = try XCTUnwrap(grove_alloc(310 * MiB))
+        XCTAssertEqual(d, a)
+        grove_free(d, 310 * MiB)
+
+        // Freeing b joins a's run, b and c's run into one of 1,000 MiB from a.
+        grove_free(b, 320 * MiB)
+        let e = try XCTUnwrap(grove_alloc(1000 * MiB))
+        XCTAssertEqual(e, a)
+        grove_free(e, 1000 * MiB)
+        grove_free(f, 320 * MiB)
+    }
+
+    func testLargeFreeRunAtTheTopIsGivenBack() throws {
+        let bytes = 1536 * MiB
+        let block = try XCTUnwrap(grove_alloc(bytes))
+        block.storeBytes(of: 0xff, toByteOffset: 1024 * MiB, as: UInt8.self)
+        grove_free(block, bytes)  // 1.5 GiB free at the top: more than the 1 GiB kept
+
+        // The range's top came down to the block's start, so it comes back at the same address,
+        // with the written page returned to the kernel: it reads as zero again.
+        let again = try XCTUnwrap(grove_alloc(bytes))
+        XCTAssertEqual(again, block)
+        XCTAssertEqual(again.load(fromByteOffset: 1024 * MiB, as: UInt8.self), 0)
+        grove_free(again, bytes)
     }
 }

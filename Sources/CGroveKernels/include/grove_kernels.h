@@ -70,8 +70,8 @@ void grove_adamw(float *w, const float *g, float *m, float *v, long n,
 double grove_sum_squares(const float *x, long n);
 
 /// A 64-byte-aligned block of `bytes` for a tensor's storage; never NULL (aborts when out of
-/// memory). Freed blocks are kept for reuse, as a training step re-allocates the same sizes
-/// every step: see heap.c.
+/// memory). Blocks come from a range of their own, best fit, and freed blocks keep their pages
+/// for the next step's tensors: see heap.c.
 void *grove_alloc(size_t bytes);
 
 /// Returns a block from `grove_alloc` of the same `bytes`.
