@@ -72,12 +72,11 @@ static size_t take(size_t size) {
         if (heap.free[best].size == 0) remove_span(best);
         return start;
     }
-    size_t start = heap.top;
-    if (heap.count > 0 && heap.free[heap.count - 1].start + heap.free[heap.count - 1].size == heap.top) {
-        start = heap.free[heap.count - 1].start;  // the top run is too small: grow it
-        remove_span(heap.count - 1);
-    }
+    // The top run is too small: grow it (it stays free when the range cannot hold the block).
+    int grow = heap.count > 0 && heap.free[heap.count - 1].start + heap.free[heap.count - 1].size == heap.top;
+    size_t start = grow ? heap.free[heap.count - 1].start : heap.top;
     if (size > heap.capacity - start) return SIZE_MAX;
+    if (grow) remove_span(heap.count - 1);
     heap.top = start + size;
     return start;
 }
