@@ -3,8 +3,9 @@
 
 Grove's ops split their work over worker threads; whatever the main thread does while no other
 thread is sampled leaves the other cores idle. This reads `perf script` output and counts the
-main thread's samples that have no sample of another thread within one sampling period, then
-names the Grove function (innermost Swift frame of a Grove module) each such sample was in.
+main thread's samples that have no sample of another thread within 1.5 sampling periods, then
+names the Grove function (innermost Swift frame of a Grove module) each such sample was in. The
+period is read from the samples (the median gap between the main thread's), so any `-F` works.
 
     perf record -F 9999 -g -o /tmp/perf.data .build/release/grove bench --models small --parts train --steps 12
     perf script -i /tmp/perf.data -F tid,time,ip,sym | python3 Tests/Benchmarks/serial_samples.py --skip 0.5
@@ -46,7 +47,8 @@ def grove_frame(frames):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--skip", type=float, default=0.0, help="fraction of the run to ignore at its start")
-    parser.add_argument("--period", type=float, default=1e-4, help="sampling period in seconds (1/frequency)")
+    parser.add_argument("--period", type=float, default=None,
+                        help="sampling period in seconds (1/frequency); default: read from the samples")
     parser.add_argument("--top", type=int, default=20)
     args = parser.parse_args()
 
@@ -58,6 +60,10 @@ def main():
     start += (samples[-1][1] - start) * args.skip
     samples = [s for s in samples if s[1] >= start]
     others = sorted(s[1] for s in samples if s[0] != main_tid)
+    if args.period is None:  # the usual gap between a busy thread's consecutive samples (perf record -F)
+        times = [s[1] for s in samples if s[0] == main_tid]
+        gaps = sorted(b - a for a, b in zip(times, times[1:]))
+        args.period = gaps[len(gaps) // 2] if gaps else 1e-4
 
     def others_busy(t):
         i = bisect.bisect_left(others, t - 1.5 * args.period)
@@ -66,7 +72,7 @@ def main():
     main_samples = [s for s in samples if s[0] == main_tid]
     alone = [s for s in main_samples if not others_busy(s[1])]
     print(f"main thread: {len(main_samples)} samples, {len(alone)} ({100 * len(alone) / max(len(main_samples), 1):.1f} %) "
-          f"with no other thread busy, over {samples[-1][1] - start:.2f} s")
+          f"with no other thread busy, over {samples[-1][1] - start:.2f} s (sampling period {1e3 * args.period:.3f} ms)")
     counts = collections.Counter(grove_frame(s[2]) for s in alone).most_common(args.top)
     names = subprocess.run(["swift", "demangle", "--simplified"], input="\n".join(n for n, _ in counts),
                            capture_output=True, text=True).stdout.split("\n")
