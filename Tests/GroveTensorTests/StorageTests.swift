@@ -45,6 +45,37 @@ final class StorageTests: XCTestCase {
         grove_free(f, 320 * MiB)
     }
 
+    /// Decode groups allocate tensors on several threads at once: blocks handed out concurrently
+    /// never overlap (each thread fills its blocks with its own mark and finds it intact at free).
+    func testConcurrentAllocationsDoNotOverlap() {
+        let threads = 4
+        let intact = UnsafeMutableBufferPointer<Bool>.allocate(capacity: threads)
+        defer { intact.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: threads) { thread in
+            var rng = SeededRandom(seed: UInt64(thread))
+            var live: [(UnsafeMutablePointer<UInt32>, Int)] = []
+            var ok = true
+            for _ in 0..<20_000 {
+                if live.count > 20 || (!live.isEmpty && rng.next() % 2 == 0) {
+                    let (block, count) = live.remove(at: Int(rng.next() % UInt64(live.count)))
+                    ok = ok && UnsafeBufferPointer(start: block, count: count).allSatisfy { $0 == UInt32(thread) }
+                    grove_free(block, count * 4)
+                } else {
+                    let count = 1 + Int(rng.next() % 2_000)
+                    let block = grove_alloc(count * 4)!.bindMemory(to: UInt32.self, capacity: count)
+                    block.initialize(repeating: UInt32(thread), count: count)
+                    live.append((block, count))
+                }
+            }
+            for (block, count) in live {
+                ok = ok && UnsafeBufferPointer(start: block, count: count).allSatisfy { $0 == UInt32(thread) }
+                grove_free(block, count * 4)
+            }
+            intact[thread] = ok
+        }
+        XCTAssertEqual(Array(intact), [Bool](repeating: true, count: threads))
+    }
+
     func testLargeFreeRunAtTheTopIsGivenBack() throws {
         let bytes = 1536 * MiB
         let block = try XCTUnwrap(grove_alloc(bytes))
