@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 // Tensor storage: one reserved address range, handed out best-fit, freed blocks coalesced.
 //
@@ -27,15 +28,15 @@
 enum { ALIGN = 64 };
 static const size_t TRIM_BYTES = (size_t)1 << 30;
 
-typedef struct { size_t start, size; } Span;  // byte offsets into the range
+typedef struct { size_t start, size; } Run;  // a free run: byte offsets into the range
 
 static struct {
     pthread_mutex_t lock;
     char *base;          // NULL: no range, every block comes from posix_memalign
     size_t capacity;     // bytes reserved
     size_t top;          // bytes of the range handed out at least once (above: untouched, or given back)
-    Span *free;          // free runs below `top`, sorted by start, never adjacent
-    int count, spans;    // runs in use, runs allocated
+    Run *runs;           // the free runs below `top`, sorted by start, never adjacent
+    int count, room;     // runs held, runs the array has room for
 } heap = {PTHREAD_MUTEX_INITIALIZER};
 
 static pthread_once_t reserved = PTHREAD_ONCE_INIT;
@@ -53,8 +54,8 @@ static int in_range(const void *block) {
     return heap.base && (const char *)block >= heap.base && (const char *)block < heap.base + heap.capacity;
 }
 
-static void remove_span(int i) {
-    memmove(&heap.free[i], &heap.free[i + 1], (size_t)(heap.count - i - 1) * sizeof(Span));
+static void remove_run(int i) {
+    memmove(&heap.runs[i], &heap.runs[i + 1], (size_t)(heap.count - i - 1) * sizeof(Run));
     heap.count--;
 }
 
@@ -64,19 +65,19 @@ static void remove_span(int i) {
 static size_t take(size_t size) {
     int best = -1;
     for (int i = 0; i < heap.count; i++)
-        if (heap.free[i].size >= size && (best < 0 || heap.free[i].size < heap.free[best].size)) best = i;
+        if (heap.runs[i].size >= size && (best < 0 || heap.runs[i].size < heap.runs[best].size)) best = i;
     if (best >= 0) {
-        size_t start = heap.free[best].start;
-        heap.free[best].start += size;
-        heap.free[best].size -= size;
-        if (heap.free[best].size == 0) remove_span(best);
+        size_t start = heap.runs[best].start;
+        heap.runs[best].start += size;
+        heap.runs[best].size -= size;
+        if (heap.runs[best].size == 0) remove_run(best);
         return start;
     }
     // The top run is too small: grow it (it stays free when the range cannot hold the block).
-    int grow = heap.count > 0 && heap.free[heap.count - 1].start + heap.free[heap.count - 1].size == heap.top;
-    size_t start = grow ? heap.free[heap.count - 1].start : heap.top;
+    int grow = heap.count > 0 && heap.runs[heap.count - 1].start + heap.runs[heap.count - 1].size == heap.top;
+    size_t start = grow ? heap.runs[heap.count - 1].start : heap.top;
     if (size > heap.capacity - start) return SIZE_MAX;
-    if (grow) remove_span(heap.count - 1);
+    if (grow) remove_run(heap.count - 1);
     heap.top = start + size;
     return start;
 }
@@ -84,32 +85,32 @@ static size_t take(size_t size) {
 // Returns [start, start + size) to the free runs, merged with the runs it touches.
 static void give_back(size_t start, size_t size) {
     int lo = 0, hi = heap.count;  // first run starting after `start`
-    while (lo < hi) { int mid = (lo + hi) / 2; if (heap.free[mid].start < start) lo = mid + 1; else hi = mid; }
+    while (lo < hi) { int mid = (lo + hi) / 2; if (heap.runs[mid].start < start) lo = mid + 1; else hi = mid; }
     int i = lo;
-    if (i > 0 && heap.free[i - 1].start + heap.free[i - 1].size == start) {  // merge with the run before
+    if (i > 0 && heap.runs[i - 1].start + heap.runs[i - 1].size == start) {  // merge with the run before
         i--;
-        heap.free[i].size += size;
+        heap.runs[i].size += size;
     } else {
-        if (heap.count == heap.spans) {
-            heap.spans = heap.spans ? 2 * heap.spans : 256;
-            heap.free = realloc(heap.free, (size_t)heap.spans * sizeof(Span));
-            if (!heap.free) { fprintf(stderr, "grove: out of memory\n"); abort(); }
+        if (heap.count == heap.room) {
+            heap.room = heap.room ? 2 * heap.room : 256;
+            heap.runs = realloc(heap.runs, (size_t)heap.room * sizeof(Run));
+            if (!heap.runs) { fprintf(stderr, "grove: out of memory\n"); abort(); }
         }
-        memmove(&heap.free[i + 1], &heap.free[i], (size_t)(heap.count - i) * sizeof(Span));
-        heap.free[i] = (Span){start, size};
+        memmove(&heap.runs[i + 1], &heap.runs[i], (size_t)(heap.count - i) * sizeof(Run));
+        heap.runs[i] = (Run){start, size};
         heap.count++;
     }
-    if (i + 1 < heap.count && heap.free[i].start + heap.free[i].size == heap.free[i + 1].start) {  // and the one after
-        heap.free[i].size += heap.free[i + 1].size;
-        remove_span(i + 1);
+    if (i + 1 < heap.count && heap.runs[i].start + heap.runs[i].size == heap.runs[i + 1].start) {  // and the one after
+        heap.runs[i].size += heap.runs[i + 1].size;
+        remove_run(i + 1);
     }
     // A large free run at the top goes back to the kernel (from its first whole page on).
-    Span last = heap.free[heap.count - 1];
+    Run last = heap.runs[heap.count - 1];
     if (last.start + last.size == heap.top && last.size > TRIM_BYTES) {
-        size_t page = 4096, from = (last.start + page - 1) / page * page;
+        size_t page = (size_t)sysconf(_SC_PAGESIZE), from = (last.start + page - 1) / page * page;
         madvise(heap.base + from, heap.top - from, MADV_DONTNEED);
         heap.top = last.start;
-        remove_span(heap.count - 1);
+        remove_run(heap.count - 1);
     }
 }
 

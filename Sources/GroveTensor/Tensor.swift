@@ -23,8 +23,8 @@ public final class Storage {
     public init(count: Int, zeroed: Bool = true) {
         self.count = count
         base = grove_alloc(max(count, 1) * 4).bindMemory(to: Float.self, capacity: max(count, 1))
-        // Zeroing a fresh block is mostly the kernel faulting its pages in (a gradient buffer,
-        // taken on the main thread between ops): split over the workers, as other loops are.
+        // A large block (a gradient buffer, taken on the main thread between ops) is zeroed by
+        // the workers, as other loops are; on fresh pages that is mostly the kernel faulting them in.
         if zeroed {
             let base = base
             Parallel.forEach(max(count, 1), grain: 1 << 18) { rows in
