@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "grove", targets: ["grove"]),
         .library(name: "GroveModel", targets: ["GroveModel"]),
         .library(name: "GroveTokenizer", targets: ["GroveTokenizer"]),
+        .library(name: "GroveRun", targets: ["GroveRun"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -25,17 +26,25 @@ let package = Package(
         .target(name: "GroveTokenizer"),
         .target(name: "GroveModel", dependencies: ["GroveTensor"], swiftSettings: fastMath),
         .target(name: "GroveData", dependencies: ["GroveTensor", "GroveTokenizer"]),
-        .target(name: "GroveTrain", dependencies: ["GroveRollout", "GroveData"], swiftSettings: fastMath),
+        .target(name: "GroveRollout", dependencies: ["GroveModel", "GroveTensor", "GroveTokenizer"]),
+        .target(name: "GroveTrain", dependencies: ["GroveData", "GroveModel", "GroveRollout", "GroveTensor", "GroveTokenizer"],
+                swiftSettings: fastMath),
         .target(name: "GroveStore", dependencies: ["CSQLite"]),
-        .target(name: "GroveRollout", dependencies: ["GroveModel", "GroveTokenizer"]),
-        .target(name: "Rewards", dependencies: ["GroveRollout", "GroveTasks"], path: "Rewards", exclude: ["README.md", "examples"]),
+        // Recipe trees and typed field reading, shared by the run layer and the rewards (no YAML library).
+        .target(name: "GroveConfig"),
         .target(name: "GroveTasks", dependencies: ["GroveTensor"], path: "Datasets", exclude: ["README.md", "arithmetic/README.md", "arithmetic/train.jsonl",
                                                              "arithmetic/eval.jsonl", "arithmetic/demos.jsonl", "arithmetic/prompts.jsonl", "countdown/README.md",
                                                              "countdown/train.jsonl", "countdown/eval.jsonl"]),
+        .target(name: "Rewards", dependencies: ["GroveConfig", "GroveModel", "GroveRollout", "GroveTasks", "GroveTensor", "GroveTokenizer"],
+                path: "Rewards", exclude: ["README.md", "examples"]),
+        // The run layer: recipes as typed values, stages, the runner, the report as data.
+        .target(name: "GroveRun", dependencies: ["GroveConfig", "GroveData", "GroveModel", "GroveRollout", "GroveStore", "GroveTasks",
+                                                 "GroveTensor", "GroveTokenizer", "GroveTrain", "Rewards"]),
         .executableTarget(
             name: "grove",
             dependencies: [
-                "GroveModel", "GroveTokenizer", "GroveTasks", "GroveTrain", "GroveStore", "Rewards",
+                "GroveConfig", "GroveData", "GroveModel", "GroveRollout", "GroveRun", "GroveStore", "GroveTasks", "GroveTensor",
+                "GroveTokenizer", "GroveTrain", "Rewards",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]),
@@ -48,7 +57,8 @@ let package = Package(
         .testTarget(name: "GroveTasksTests", dependencies: ["GroveTasks", "GroveTestSupport"]),
         .testTarget(name: "GroveTrainTests", dependencies: ["GroveTrain", "GroveTestSupport"]),
         .testTarget(name: "RewardsTests", dependencies: ["Rewards", "GroveTestSupport"]),
-        .testTarget(name: "GroveCLITests", dependencies: ["grove", "GroveTestSupport"]),
+        .testTarget(name: "GroveCLITests", dependencies: ["grove", "GroveConfig", "GroveModel", "GroveRun", "GroveStore", "GroveTasks",
+                                                          "GroveTestSupport", "GroveTrain"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,4 +1,5 @@
 import Foundation
+import GroveConfig
 import GroveRollout
 import GroveTasks
 
@@ -61,5 +62,18 @@ public struct ExactAnswerReward: Reward {
             guard let m = numberPattern.matches(in: text, range: NSRange(location: 0, length: ns.length)).last else { return nil }
             return number(ns.substring(with: m.range))
         }
+    }
+}
+
+extension ExactAnswerReward: RecipeReward {
+    public static let recipeKey = "exact_answer"
+    public static let recipeFields = ["extraction", "field", "tolerance"]
+
+    /// `- exact_answer: {extraction: gsm8k, field: answer, tolerance: 0}`.
+    public static func read(_ f: Fields) throws -> (RewardContext) throws -> Reward {
+        let reward = ExactAnswerReward(extraction: try f["extraction"].map { try f.reader.choice($0, f.path("extraction"), as: Extraction.self) } ?? .gsm8k,
+                                       field: try f.string("field") ?? "answer",
+                                       tolerance: try f.double("tolerance", default: 0, range: 0...1e12))
+        return { _ in reward }
     }
 }

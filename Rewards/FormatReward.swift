@@ -1,4 +1,5 @@
 import Foundation
+import GroveConfig
 import GroveRollout
 
 /// 1 when the completion matches a regular expression from its start (as TRL's format rewards
@@ -22,5 +23,19 @@ public struct FormatReward: Reward {
             let range = NSRange(item.completion.startIndex..., in: item.completion)
             return regex.firstMatch(in: item.completion, options: [.anchored], range: range) != nil ? 1 : 0
         })
+    }
+}
+
+extension FormatReward: RecipeReward {
+    public static let recipeKey = "regex"
+    public static let recipeFields = ["name", "pattern"]
+
+    /// `- regex: {name: format, pattern: '^<think>.*</think>'}`.
+    public static func read(_ f: Fields) throws -> (RewardContext) throws -> Reward {
+        let pattern = try f.reader.string(try f.required("pattern"), f.path("pattern"))
+        guard let reward = try? FormatReward(name: try f.string("name") ?? "format", pattern: pattern) else {
+            throw f.reader.error(f["pattern"]!, f.path("pattern"), "not a valid regular expression")
+        }
+        return { _ in reward }
     }
 }

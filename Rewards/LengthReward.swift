@@ -1,3 +1,4 @@
+import GroveConfig
 import GroveRollout
 
 /// Penalties on completion length (in tokens).
@@ -31,5 +32,18 @@ public struct LengthReward: Reward {
                 return -1
             }
         })
+    }
+}
+
+extension LengthReward: RecipeReward {
+    public static let recipeKey = "length"
+    public static let recipeFields = ["max_length", "cache"]
+
+    /// `- length: {max_length: 64}` (linear), or with `cache: 16` DAPO's soft overlong punishment.
+    public static func read(_ f: Fields) throws -> (RewardContext) throws -> Reward {
+        let maxLength = try f.reader.int(try f.required("max_length"), f.path("max_length"), min: 1)
+        let shape: Shape = f.has("cache") ? .softOverlong(maxLength: maxLength, cache: try f.int("cache", default: 1, min: 1))
+                                          : .linear(maxLength: maxLength)
+        return { _ in LengthReward(shape: shape) }
     }
 }

@@ -1,3 +1,4 @@
+import GroveConfig
 import GroveRollout
 
 /// Penalises repeated n-grams of tokens: r = maxPenalty · (1 − distinct n-grams / all n-grams),
@@ -19,5 +20,16 @@ public struct RepetitionReward: Reward {
             let grams = (0...(ids.count - n)).map { ids[$0..<$0 + n].map(String.init).joined(separator: ",") }
             return maxPenalty * (1 - Double(Set(grams).count) / Double(grams.count))
         })
+    }
+}
+
+extension RepetitionReward: RecipeReward {
+    public static let recipeKey = "repetition"
+    public static let recipeFields = ["n", "max_penalty"]
+
+    /// `- repetition: {n: 3, max_penalty: -1}`.
+    public static func read(_ f: Fields) throws -> (RewardContext) throws -> Reward {
+        let reward = RepetitionReward(n: try f.int("n", default: 3, min: 1), maxPenalty: try f.double("max_penalty", default: -1, range: -1e6...0))
+        return { _ in reward }
     }
 }

@@ -69,5 +69,30 @@ public struct Migration {
                 PRIMARY KEY (rollout_id, name)
             );
             """),
+        // Stages are keyed by their label (`1:grpo`, and the control `1:sft_control` beside it);
+        // dynamic sampling's dropped groups are stored with a flag; each grpo stage's rewards and weights.
+        Migration(name: "0003_stage_labels_dropped_groups_reward_weights", sql: """
+            CREATE TABLE stages_by_label (
+                run_id INTEGER NOT NULL REFERENCES runs(id),
+                label TEXT NOT NULL,
+                stage_index INTEGER NOT NULL,
+                kind TEXT NOT NULL,
+                started_at TEXT NOT NULL,
+                ended_at TEXT,
+                PRIMARY KEY (run_id, label)
+            );
+            INSERT INTO stages_by_label SELECT run_id, stage_index || ':' || kind, stage_index, kind, started_at, ended_at FROM stages;
+            DROP TABLE stages;
+            ALTER TABLE stages_by_label RENAME TO stages;
+            ALTER TABLE rollouts ADD COLUMN dropped INTEGER NOT NULL DEFAULT 0;
+            CREATE TABLE stage_rewards (
+                run_id INTEGER NOT NULL REFERENCES runs(id),
+                stage TEXT NOT NULL,
+                name TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                weight REAL NOT NULL,
+                PRIMARY KEY (run_id, stage, name)
+            );
+            """),
     ]
 }

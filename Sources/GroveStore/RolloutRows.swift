@@ -17,13 +17,16 @@ public struct StoredRollout {
     public var groupMean: Double
     public var groupStd: Double
     public var logprobSum: Double
+    /// Dynamic sampling set this group aside (all rewards equal): stored, not trained on.
+    public var dropped: Bool
 
     public init(promptId: Int, prompt: String, row: String?, group: Int, sample: Int, completion: String, completionIds: [Int32],
                 finishReason: String, reward: Double?, rewards: [(name: String, value: Double?)], advantage: Double,
-                groupMean: Double, groupStd: Double, logprobSum: Double) {
+                groupMean: Double, groupStd: Double, logprobSum: Double, dropped: Bool = false) {
         self.promptId = promptId; self.prompt = prompt; self.row = row; self.group = group; self.sample = sample; self.completion = completion
         self.completionIds = completionIds; self.finishReason = finishReason; self.reward = reward; self.rewards = rewards
         self.advantage = advantage; self.groupMean = groupMean; self.groupStd = groupStd; self.logprobSum = logprobSum
+        self.dropped = dropped
     }
 }
 
@@ -38,13 +41,14 @@ extension RunStore {
             for r in rollouts {
                 try database.run("""
                     INSERT INTO rollouts (run_id, stage, step, prompt_id, prompt, row, group_index, sample_index, completion, completion_ids,
-                                          finish_reason, length, reward, advantage, group_mean, group_std, logprob_sum)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                          finish_reason, length, reward, advantage, group_mean, group_std, logprob_sum, dropped)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """, [.int(run), .text(stage), .int(Int64(step)), .int(Int64(r.promptId)), .text(r.prompt),
                           r.row.map { .text($0) } ?? .null, .int(Int64(r.group)),
                           .int(Int64(r.sample)), .text(r.completion), .text("[" + r.completionIds.map(String.init).joined(separator: ",") + "]"),
                           .text(r.finishReason), .int(Int64(r.completionIds.count)), r.reward.map { .double($0) } ?? .null,
-                          .double(r.advantage), .double(r.groupMean), .double(r.groupStd), .double(r.logprobSum)])
+                          .double(r.advantage), .double(r.groupMean), .double(r.groupStd), .double(r.logprobSum),
+                          .int(r.dropped ? 1 : 0)])
                 let id = database.lastInsertID
                 for (name, value) in r.rewards {
                     try database.run("INSERT INTO rollout_rewards (rollout_id, name, value) VALUES (?, ?, ?)",
@@ -69,18 +73,22 @@ public struct RolloutView {
     public let group: Int
     public let sample: Int
     public let completion: String
+    public let completionIds: [Int32]
     public let finishReason: String
     public let length: Int
     public let reward: Double?
     public let advantage: Double
     public let rewards: [String: Double?]
+    /// A group dynamic sampling set aside.
+    public let dropped: Bool
 }
 
 extension RunStore {
     /// Rollouts matching a filter, in (step, group, sample) order.
     public func rollouts(run: Int64, step: Int? = nil, promptId: Int? = nil) throws -> [RolloutView] {
         var sql = """
-            SELECT id, step, prompt_id, prompt, row, group_index, sample_index, completion, finish_reason, length, reward, advantage
+            SELECT id, step, prompt_id, prompt, row, group_index, sample_index, completion, finish_reason, length, reward, advantage,
+                   dropped, completion_ids
             FROM rollouts WHERE run_id = ?
             """
         var args: [SQLiteDatabase.Value] = [.int(run)]
@@ -98,8 +106,9 @@ extension RunStore {
             let id = r.int(0) ?? 0
             return RolloutView(id: id, step: Int(r.int(1) ?? 0), promptId: Int(r.int(2) ?? 0), prompt: r.text(3) ?? "", row: r.text(4),
                                group: Int(r.int(5) ?? 0), sample: Int(r.int(6) ?? 0), completion: r.text(7) ?? "",
+                               completionIds: (r.text(13) ?? "").split { "[], ".contains($0) }.compactMap { Int32($0) },
                                finishReason: r.text(8) ?? "", length: Int(r.int(9) ?? 0), reward: r.double(10),
-                               advantage: r.double(11) ?? 0, rewards: rewards[id] ?? [:])
+                               advantage: r.double(11) ?? 0, rewards: rewards[id] ?? [:], dropped: r.int(12) == 1)
         }
     }
 

@@ -70,14 +70,25 @@ public final class RunStore {
                          [.text(RunStore.now()), .text(status.rawValue), error.map { .text($0) } ?? .null, .int(run)])
     }
 
-    public func beginStage(run: Int64, index: Int, kind: String) throws {
-        try database.run("INSERT OR REPLACE INTO stages (run_id, stage_index, kind, started_at) VALUES (?, ?, ?, ?)",
-                         [.int(run), .int(Int64(index)), .text(kind), .text(RunStore.now())])
+    /// Records the start of a stage; `label` (`1:grpo`) is what its metrics and rollouts are stored under.
+    public func beginStage(run: Int64, index: Int, label: String, kind: String) throws {
+        try database.run("INSERT OR REPLACE INTO stages (run_id, label, stage_index, kind, started_at) VALUES (?, ?, ?, ?, ?)",
+                         [.int(run), .text(label), .int(Int64(index)), .text(kind), .text(RunStore.now())])
     }
 
-    public func endStage(run: Int64, index: Int) throws {
-        try database.run("UPDATE stages SET ended_at = ? WHERE run_id = ? AND stage_index = ?",
-                         [.text(RunStore.now()), .int(run), .int(Int64(index))])
+    public func endStage(run: Int64, label: String) throws {
+        try database.run("UPDATE stages SET ended_at = ? WHERE run_id = ? AND label = ?",
+                         [.text(RunStore.now()), .int(run), .text(label)])
+    }
+
+    /// Records a stage's reward functions: the name each is stored under, its recipe kind and its weight.
+    public func recordRewards(run: Int64, stage: String, rewards: [(name: String, kind: String, weight: Double)]) throws {
+        try database.transaction {
+            for r in rewards {
+                try database.run("INSERT OR REPLACE INTO stage_rewards (run_id, stage, name, kind, weight) VALUES (?, ?, ?, ?, ?)",
+                                 [.int(run), .text(stage), .text(r.name), .text(r.kind), .double(r.weight)])
+            }
+        }
     }
 
     /// Writes one step's metrics in one transaction. A step logged again (a resumed run

@@ -36,10 +36,10 @@ public struct Evaluator {
     }
 
     /// Metrics for `model`, plus the generated samples (for reports).
-    public func evaluate(_ model: Transformer) -> (metrics: [String: Double], samples: [Sample]) {
+    public func evaluate(_ model: Transformer) -> (metrics: EvalMetrics, samples: [Sample]) {
         GradMode.withoutGrad {
             var metrics = ["eval/loss": heldOutLoss(model)]
-            guard let isCorrect else { return (metrics, []) }
+            guard let isCorrect else { return (EvalMetrics(metrics), []) }
             var samples: [Sample] = []
             for start in stride(from: 0, to: examples.count, by: batchSize) {
                 let chunk = Array(examples[start..<min(start + batchSize, examples.count)])
@@ -53,7 +53,7 @@ public struct Evaluator {
             }
             Evaluator.record(samples, as: "eval/accuracy", into: &metrics)
             if passK > 0 { Evaluator.record(passAtK(model, isCorrect: isCorrect), as: "eval/pass@\(passK)", into: &metrics) }
-            return (metrics, samples)
+            return (EvalMetrics(metrics), samples)
         }
     }
 

@@ -20,6 +20,7 @@ public struct GRPOConfig {
     public var learningRate: Float
     public var schedule: LearningRateSchedule = .constant
     public var weightDecay: Float = 0
+    /// AdamW's β1, β2 (TRL's defaults).
     public var betas: (Float, Float) = (0.9, 0.99)
     public var maxGradNorm: Float = 1
     /// Truncated completions (finish reason `length`) take no part in the loss.
@@ -53,6 +54,8 @@ public struct RolloutRecord {
     public let advantage: Double
     public let groupMean: Double
     public let groupStd: Double
+    /// A group dynamic sampling set aside (all rewards equal): stored, not trained on.
+    public let dropped: Bool
 }
 
 /// Group Relative Policy Optimization: sample G completions per prompt, score them, turn rewards
@@ -64,162 +67,201 @@ public struct RolloutRecord {
 /// try trainer.train { event in … }
 /// ```
 public final class GRPOTrainer {
-    public let policy: Transformer
-    public private(set) var reference: Transformer?
-    public let tokenizer: Tokenizer
-    public let prompts: TrainingStream
-    public let rewards: WeightedRewards
-    public let config: GRPOConfig
-    public let seed: UInt64
-    public let optimizer: AdamW
-    public private(set) var step = 0
-    public var evaluate: ((Transformer, Int) throws -> [String: Double])?
-    public var checkpoint: ((GRPOTrainer) throws -> Void)?
+    let objective: GRPOObjective
+    /// Step count, optimizer, evaluation and checkpoint hooks.
+    public let loop: TrainingLoop
+    public var policy: Transformer { objective.model }
+    public var reference: Transformer? { objective.reference }
+    public var prompts: TrainingStream { objective.prompts }
+    public var config: GRPOConfig { objective.config }
+    public var step: Int { loop.step }
+    public var optimizer: AdamW { loop.optimizer }
 
     public init(policy: Transformer, tokenizer: Tokenizer, prompts: TrainingStream, rewards: WeightedRewards, config: GRPOConfig, seed: UInt64) {
-        self.policy = policy; self.tokenizer = tokenizer; self.prompts = prompts; self.rewards = rewards
-        self.config = config; self.seed = seed
-        optimizer = AdamW(parameters: policy.decayGroups, beta1: config.betas.0, beta2: config.betas.1, weightDecay: config.weightDecay)
-        // β = 0 loads no reference model.
-        reference = config.loss.beta == 0 ? nil : policy.clone()
+        objective = GRPOObjective(policy: policy, tokenizer: tokenizer, prompts: prompts, rewards: rewards, config: config, seed: seed)
+        loop = TrainingLoop(objective: objective, settings: LoopSettings(
+            steps: config.steps, learningRate: config.learningRate, schedule: config.schedule, weightDecay: config.weightDecay,
+            betas: config.betas, maxGradNorm: config.maxGradNorm, evalEvery: config.evalEvery, checkpointEvery: config.checkpointEvery))
     }
 
-    /// Restores step, optimizer, prompt position and reference weights from a checkpoint.
-    public func restore(step: Int, optimizerState: [String: Tensor], dataPosition: TrainingStream.Position, reference ref: Transformer?) throws {
-        self.step = step
-        try optimizer.loadState(optimizerState)
+    /// Restores step, step time, optimizer, prompt position and reference weights from a checkpoint.
+    public func restore(step: Int, stepSeconds: Double = 0, optimizerState: [String: Tensor], dataPosition: TrainingStream.Position,
+                        reference ref: Transformer?) throws {
+        try loop.restore(step: step, stepSeconds: stepSeconds, optimizerState: optimizerState)
         prompts.seek(to: dataPosition)
         if let ref, let mine = reference { mine.copyWeights(from: ref) }
     }
 
+    /// Runs from the current step to `config.steps`.
     public func train(onEvent: (TrainingEvent) -> Void) throws {
-        while step < config.steps {
-            let t0 = now()
-            // 1. Rollouts, with dynamic sampling of groups that carry signal.
-            var records: [RolloutRecord] = []
-            var dropped = 0, rounds = 0, generateSeconds = 0.0, scoreSeconds = 0.0
-            var perFunctionSums = [Double](repeating: 0, count: rewards.rewards.count), perFunctionCounts = perFunctionSums
-            var allRewards: [Double] = [], zeroStdGroups = 0, groupsSeen = 0
-            repeat {
-                let rows = prompts.nextRows(config.promptsPerStep - records.count / config.groupSize)
-                let examples = try rows.map { try prompts.prompt($0) }
-                let g0 = now()
-                let engine = RolloutEngine(model: policy, tokenizer: tokenizer, options: config.sampling, stopStrings: config.stopStrings)
-                let completions = engine.rollouts(prompts: examples.map(\.prompt), promptIds: rows, groupSize: config.groupSize,
-                                                  seed: seed, step: step * 16 + rounds)
-                let s0 = now()
-                generateSeconds += s0 - g0
-                let inputs = completions.map { RewardInput(prompt: examples[$0.group].prompt, completion: $0.text, completionIds: $0.ids,
-                                                           row: examples[$0.group].row) }
-                let (perFunction, _) = try rewards.score(inputs)
-                scoreSeconds += now() - s0
-                let totals = GroupAdvantage.totalRewards(perFunction, weights: rewards.weights)
-                let rowJSON = examples.map { e in
-                    (try? JSONSerialization.data(withJSONObject: e.row, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) }
-                }
-                let advantages = GroupAdvantage.compute(totals, groupSize: config.groupSize, scaling: config.scaling)
-                let stats = GroupAdvantage.groupStatistics(totals, groupSize: config.groupSize)
-                for (f, _) in rewards.rewards.enumerated() {
-                    for values in perFunction { if let v = values[f] { perFunctionSums[f] += v; perFunctionCounts[f] += 1 } }
-                }
-                allRewards += totals.compactMap { $0 }
-                for (gi, stat) in stats.enumerated() {
-                    groupsSeen += 1
-                    if stat.zeroStd { zeroStdGroups += 1 }
-                    if stat.zeroStd && config.dynamicSamplingRounds > 0 && rounds < config.dynamicSamplingRounds { dropped += 1; continue }
-                    for c in completions[gi * config.groupSize..<(gi + 1) * config.groupSize] {
-                        let i = gi * config.groupSize + c.sample
-                        let named = Dictionary(uniqueKeysWithValues: rewards.rewards.enumerated().map { ($1.reward.name, perFunction[i][$0]) })
-                        records.append(RolloutRecord(promptId: rows[gi], prompt: examples[gi].prompt, row: rowJSON[gi],
-                                                     group: records.count / config.groupSize,
-                                                     completion: c, rewards: named, reward: totals[i], advantage: advantages[i],
-                                                     groupMean: stat.mean, groupStd: stat.std))
-                    }
-                }
-                rounds += 1
-            } while records.count < config.promptsPerStep * config.groupSize && rounds <= config.dynamicSamplingRounds
+        try loop.run(onEvent: onEvent)
+    }
+}
 
-            // 2. The clipped objective, μ updates on this batch. The batch goes through the model in
-            //    micro-batches of similar length, each padded only to its own longest row; their
-            //    gradients add up to the whole batch's (the loss is normalised over the whole batch).
-            //    With β = 0 a completion whose advantage is 0 adds exactly nothing to the loss or its
-            //    gradient (−min(ρ·0, clip(ρ)·0) = 0), so it only counts in the normaliser.
-            let t1 = now()
-            let lr = config.schedule.lr(step: step, base: config.learningRate)
-            var lossMetrics = GRPOLossMetrics(), entropy = (sum: 0.0, count: 0)
-            let pad = Int32(tokenizer.padTokenId ?? 0)
-            let normalizer = LossNormalizer(sequences: records.count,
-                                            tokens: records.reduce(0) { $0 + PolicyBatch.lossTokens($1, maskTruncated: config.maskTruncated) })
-            let trained = config.loss.beta == 0 ? records.filter { $0.advantage != 0 } : records
-            if !records.isEmpty {  // with no row trained the optimizer still steps (momentum, decay), as with zero gradients
-                let promptTokens = Set(trained.map(\.completion.promptIds)).reduce(0) { $0 + $1.count }
-                let parts = lengthSortedMicroBatches(lengths: trained.map { $0.completion.ids.count }, tokenBudget: config.microBatchTokens,
-                                                     partOverhead: promptTokens)
-                    .map { PolicyBatch($0.map { trained[$0] }, maskTruncated: config.maskTruncated, pad: pad) }
-                let temperature = config.sampling.temperature
-                let ref = reference.map { r in GradMode.withoutGrad { parts.map { tokenLogProbs($0.logits(r, temperature: temperature), targets: $0.targets).values } } }
-                var old = [[Float]](repeating: [], count: parts.count)
-                for iteration in 0..<config.iterations {
-                    for p in policy.parameters { p.zeroGrad() }
-                    for (k, part) in parts.enumerated() {
-                        let logits = part.logits(policy, temperature: temperature)
-                        let logp = tokenLogProbs(logits, targets: part.targets)
-                        if iteration == 0 {
-                            old[k] = logp.values  // μ = 1: the ratio is exactly 1
-                            let h = GradMode.withoutGrad { PolicyBatch.entropySum(logits, mask: part.mask) }
-                            entropy = (entropy.sum + h.sum, entropy.count + h.count)
-                        }
-                        let (loss, metrics) = grpoLoss(logp: logp, old: old[k], ref: ref?[k], advantages: part.advantages,
-                                                       mask: part.mask, batch: part.batch, config: config.loss, normalizer: normalizer)
-                        if iteration == 0 { lossMetrics.merge(metrics) }
-                        guard loss.item.isFinite else {
-                            throw TrainingError.nonFinite(step: step + 1, what: "GRPO loss", detail: "Check the rewards and the log-probs.")
-                        }
-                        loss.backward()
-                    }
-                    let norm = clipGradNorm(policy.parameters, maxNorm: config.maxGradNorm)
-                    guard norm.isFinite else {
-                        throw TrainingError.nonFinite(step: step + 1, what: "gradient norm", detail: firstNonFiniteGradient(policy))
-                    }
-                    optimizer.step(lr: lr)
-                }
-            }
-            // The rows left out: no clipped tokens, so the metrics are those of the whole batch.
-            let skippedTokens = normalizer.tokens - lossMetrics.tokens
-            if skippedTokens > 0 { lossMetrics.merge(GRPOLossMetrics(tokens: skippedTokens, clipLowMin: 0, clipHighMax: 0)) }
-            step += 1
-            if config.refreshReferenceEvery > 0, step % config.refreshReferenceEvery == 0 { reference?.copyWeights(from: policy) }
-            let trainSeconds = now() - t1, total = now() - t0
+/// A GRPO step in three parts: collect rollouts (sample, score, advantages), optimise (the
+/// clipped objective over length-sorted micro-batches, μ times), and the step's metrics.
+final class GRPOObjective: TrainingObjective {
+    let model: Transformer
+    private(set) var reference: Transformer?
+    let tokenizer: Tokenizer
+    let prompts: TrainingStream
+    let rewards: WeightedRewards
+    let config: GRPOConfig
+    let seed: UInt64
 
-            // 3. Metrics, named as TRL logs them.
-            let lengths = records.map { Double($0.completion.ids.count) }
-            let (mean, std) = GroupAdvantage.meanStd(allRewards)
-            var metrics: [(String, Double)] = [
-                ("reward", mean), ("reward_std", std), ("frac_reward_zero_std", Double(zeroStdGroups) / Double(max(groupsSeen, 1))),
-                ("kl", lossMetrics.kl), ("entropy", entropy.count == 0 ? .nan : entropy.sum / Double(entropy.count)),
-                ("clip_ratio/low_mean", lossMetrics.clipLowMean), ("clip_ratio/high_mean", lossMetrics.clipHighMean),
-                ("clip_ratio/region_mean", lossMetrics.clipRegionMean),
-                ("completions/mean_length", lengths.isEmpty ? 0 : lengths.reduce(0, +) / Double(lengths.count)),
-                ("completions/min_length", lengths.min() ?? 0), ("completions/max_length", lengths.max() ?? 0),
-                ("completions/clipped_ratio", Double(records.filter { $0.completion.finishReason == .length }.count) / Double(max(records.count, 1))),
-                ("dynamic_sampling/dropped_groups", Double(dropped)), ("learning_rate", Double(lr)),
-                ("time/generate", generateSeconds), ("time/score", scoreSeconds), ("time/train", trainSeconds), ("time/step", total),
-                ("tokens_per_second", (lengths.reduce(0, +) + Double(records.reduce(0) { $0 + $1.completion.promptIds.count })) / total),
-            ]
-            for (f, r) in rewards.rewards.enumerated() {
-                metrics.append(("rewards/\(r.reward.name)/mean", perFunctionCounts[f] > 0 ? perFunctionSums[f] / perFunctionCounts[f] : .nan))
-            }
-            onEvent(.rollouts(step: step, records: records))
-            onEvent(.step(step: step, of: config.steps, metrics: metrics))
-            let zeroStd = Double(zeroStdGroups) / Double(max(groupsSeen, 1))
-            let clipped = metrics.first { $0.0 == "completions/clipped_ratio" }!.1
-            if zeroStd > 0.9 { onEvent(.warning("step \(step): \(Int(zeroStd * 100))% of groups had equal rewards: they carry no signal")) }
-            if clipped > 0.9 { onEvent(.warning("step \(step): \(Int(clipped * 100))% of completions hit max_new_tokens: raise it or shorten answers")) }
-            if config.evalEvery > 0, step % config.evalEvery == 0 || step == config.steps, let evaluate {
-                onEvent(.evaluation(step: step, metrics: try evaluate(policy, step).sorted { $0.key < $1.key }.map { ($0.key, $0.value) }))
-            }
-            if config.checkpointEvery > 0, step % config.checkpointEvery == 0 || step == config.steps, let checkpoint { try checkpoint(self) }
+    init(policy: Transformer, tokenizer: Tokenizer, prompts: TrainingStream, rewards: WeightedRewards, config: GRPOConfig, seed: UInt64) {
+        model = policy; self.tokenizer = tokenizer; self.prompts = prompts; self.rewards = rewards
+        self.config = config; self.seed = seed
+        // β = 0 loads no reference model.
+        reference = config.loss.beta == 0 ? nil : policy.clone()
+    }
+
+    /// The step's rollouts and what the metrics need of their collection.
+    struct Rollouts {
+        /// Trained on: groups with signal (and every group when dynamic sampling is off or out of rounds).
+        var records: [RolloutRecord] = []
+        /// Groups dynamic sampling set aside.
+        var dropped: [RolloutRecord] = []
+        var generateSeconds = 0.0, scoreSeconds = 0.0
+        var zeroStdGroups = 0, groupsSeen = 0
+        /// Total reward of every scored completion, and each function's values.
+        var allRewards: [Double] = []
+        var perFunction: [[Double]]
+    }
+
+    /// The optimisation's state within a step: micro-batches, the reference's and the first
+    /// update's log-probs, and the loss statistics.
+    private var rollouts = Rollouts(perFunction: [])
+    private var parts: [PolicyBatch] = []
+    private var normalizer = LossNormalizer(sequences: 0, tokens: 0)
+    private var referenceLogProbs: [[Float]]?
+    private var oldLogProbs: [[Float]] = []
+    private var lossMetrics = GRPOLossMetrics()
+    private var entropy = (sum: 0.0, count: 0)
+
+    func prepareBatch(step: Int) throws -> Int {
+        rollouts = try collectRollouts(step: step)
+        let records = rollouts.records
+        normalizer = LossNormalizer(sequences: records.count,
+                                    tokens: records.reduce(0) { $0 + PolicyBatch.lossTokens($1, maskTruncated: config.maskTruncated) })
+        lossMetrics = GRPOLossMetrics()
+        entropy = (0, 0)
+        // With β = 0 a completion whose advantage is 0 adds exactly nothing to the loss or its
+        // gradient (−min(ρ·0, clip(ρ)·0) = 0), so it only counts in the normaliser.
+        let trained = config.loss.beta == 0 ? records.filter { $0.advantage != 0 } : records
+        let pad = Int32(tokenizer.padTokenId ?? 0)
+        let promptTokens = Set(trained.map(\.completion.promptIds)).reduce(0) { $0 + $1.count }
+        parts = lengthSortedMicroBatches(lengths: trained.map { $0.completion.ids.count }, tokenBudget: config.microBatchTokens,
+                                         partOverhead: promptTokens)
+            .map { PolicyBatch($0.map { trained[$0] }, maskTruncated: config.maskTruncated, pad: pad) }
+        let temperature = config.sampling.temperature
+        referenceLogProbs = reference.map { r in
+            GradMode.withoutGrad { parts.map { tokenLogProbs($0.logits(r, temperature: temperature), targets: $0.targets).values } }
         }
+        oldLogProbs = []
+        // With no rollouts there is nothing to update on; with rows but none trained the optimizer
+        // still steps (momentum, decay), as with zero gradients.
+        return records.isEmpty ? 0 : config.iterations
+    }
+
+    /// 1. Rollouts: P prompts × G completions, scored and turned into advantages; with dynamic
+    ///    sampling, groups whose rewards are all equal are set aside and more prompts sampled.
+    func collectRollouts(step: Int) throws -> Rollouts {
+        var out = Rollouts(perFunction: Array(repeating: [], count: rewards.rewards.count))
+        var rounds = 0
+        repeat {
+            let rows = prompts.nextRows(config.promptsPerStep - out.records.count / config.groupSize)
+            let examples = try rows.map { try prompts.prompt($0) }
+            let g0 = now()
+            let engine = RolloutEngine(model: model, tokenizer: tokenizer, options: config.sampling, stopStrings: config.stopStrings)
+            let completions = engine.rollouts(prompts: examples.map(\.prompt), promptIds: rows, groupSize: config.groupSize,
+                                              seed: seed, step: step * 16 + rounds)
+            let s0 = now()
+            out.generateSeconds += s0 - g0
+            let inputs = completions.map { RewardInput(prompt: examples[$0.group].prompt, completion: $0.text, completionIds: $0.ids,
+                                                       row: examples[$0.group].row) }
+            let (perFunction, _) = try rewards.score(inputs)
+            out.scoreSeconds += now() - s0
+            let totals = GroupAdvantage.totalRewards(perFunction, weights: rewards.weights)
+            let rowJSON = examples.map { e in
+                (try? JSONSerialization.data(withJSONObject: e.row, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) }
+            }
+            let advantages = GroupAdvantage.compute(totals, groupSize: config.groupSize, scaling: config.scaling)
+            let stats = GroupAdvantage.groupStatistics(totals, groupSize: config.groupSize)
+            for f in rewards.rewards.indices { out.perFunction[f] += perFunction.compactMap { $0[f] } }
+            out.allRewards += totals.compactMap { $0 }
+            for (gi, stat) in stats.enumerated() {
+                out.groupsSeen += 1
+                if stat.zeroStd { out.zeroStdGroups += 1 }
+                let drop = stat.zeroStd && config.dynamicSamplingRounds > 0 && rounds < config.dynamicSamplingRounds
+                // Kept groups are numbered 0..<P in the order they are kept; dropped ones after them.
+                let group = drop ? config.promptsPerStep + out.dropped.count / config.groupSize : out.records.count / config.groupSize
+                for c in completions[gi * config.groupSize..<(gi + 1) * config.groupSize] {
+                    let i = gi * config.groupSize + c.sample
+                    let named = Dictionary(uniqueKeysWithValues: rewards.rewards.enumerated().map { ($1.reward.name, perFunction[i][$0]) })
+                    let record = RolloutRecord(promptId: rows[gi], prompt: examples[gi].prompt, row: rowJSON[gi], group: group,
+                                               completion: c, rewards: named, reward: totals[i], advantage: advantages[i],
+                                               groupMean: stat.mean, groupStd: stat.std, dropped: drop)
+                    if drop { out.dropped.append(record) } else { out.records.append(record) }
+                }
+            }
+            rounds += 1
+        } while out.records.count < config.promptsPerStep * config.groupSize && rounds <= config.dynamicSamplingRounds
+        return out
+    }
+
+    /// 2. The clipped objective on the step's rollouts. The batch goes through the model in
+    ///    micro-batches of similar length, each padded only to its own longest row; their
+    ///    gradients add up to the whole batch's (the loss is normalised over the whole batch).
+    ///    The old log-probs are those of the first update (μ = 1: the ratio is exactly 1).
+    func accumulateGradients(update: Int) throws -> Double {
+        let temperature = config.sampling.temperature
+        var total = 0.0
+        for (k, part) in parts.enumerated() {
+            let logits = part.logits(model, temperature: temperature)
+            let logp = tokenLogProbs(logits, targets: part.targets)
+            if update == 0 {
+                oldLogProbs.append(logp.values)
+                let h = GradMode.withoutGrad { PolicyBatch.entropySum(logits, mask: part.mask) }
+                entropy = (entropy.sum + h.sum, entropy.count + h.count)
+            }
+            let (loss, metrics) = grpoLoss(logp: logp, old: oldLogProbs[k], ref: referenceLogProbs?[k], advantages: part.advantages,
+                                           mask: part.mask, batch: part.batch, config: config.loss, normalizer: normalizer)
+            if update == 0 { lossMetrics.merge(metrics) }
+            total += Double(loss.item)
+            guard total.isFinite else { return total }  // the loop stops the run before any update
+            loss.backward()
+        }
+        return total
+    }
+
+    /// 3. The step's metrics, named as TRL logs them.
+    func finishStep(_ outcome: StepOutcome) -> StepReport {
+        if config.refreshReferenceEvery > 0, outcome.step % config.refreshReferenceEvery == 0 { reference?.copyWeights(from: model) }
+        let records = rollouts.records
+        // The rows left out: no clipped tokens, so the metrics are those of the whole batch.
+        let skippedTokens = normalizer.tokens - lossMetrics.tokens
+        if skippedTokens > 0 { lossMetrics.merge(GRPOLossMetrics(tokens: skippedTokens, clipLowMin: 0, clipHighMax: 0)) }
+        let lengths = records.map { Double($0.completion.ids.count) }
+        let (mean, std) = GroupAdvantage.meanStd(rollouts.allRewards)
+        let tokens = lengths.reduce(0, +) + Double(records.reduce(0) { $0 + $1.completion.promptIds.count })
+        let metrics = GRPOStepMetrics(
+            reward: mean, rewardStd: std, zeroStdShare: Double(rollouts.zeroStdGroups) / Double(max(rollouts.groupsSeen, 1)),
+            loss: outcome.loss, gradNorm: Double(outcome.gradNorm),
+            kl: lossMetrics.kl, entropy: entropy.count == 0 ? .nan : entropy.sum / Double(entropy.count),
+            clipLow: lossMetrics.clipLowMean, clipHigh: lossMetrics.clipHighMean, clipRegion: lossMetrics.clipRegionMean,
+            meanLength: lengths.isEmpty ? 0 : lengths.reduce(0, +) / Double(lengths.count),
+            minLength: lengths.min() ?? 0, maxLength: lengths.max() ?? 0,
+            truncatedShare: Double(records.filter { $0.completion.finishReason == .length }.count) / Double(max(records.count, 1)),
+            droppedGroups: rollouts.dropped.count / config.groupSize, learningRate: Double(outcome.learningRate),
+            generateSeconds: rollouts.generateSeconds, scoreSeconds: rollouts.scoreSeconds, trainSeconds: outcome.updateSeconds,
+            seconds: outcome.seconds, tokens: tokens,
+            perReward: rewards.rewards.enumerated().map { f, r in
+                let values = rollouts.perFunction[f]
+                return values.isEmpty ? (r.reward.name, .nan, .nan) : { let s = GroupAdvantage.meanStd(values); return (r.reward.name, s.mean, s.std) }()
+            })
+        return StepReport(step: outcome.step, of: config.steps, metrics: metrics, tokens: tokens, seconds: outcome.seconds,
+                          rollouts: records + rollouts.dropped, warnings: metrics.warnings)
     }
 
     func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }

@@ -47,74 +47,81 @@ public struct SFTConfig: Equatable {
 /// The trainer never prints and never touches the run database: it reports through `onEvent`.
 ///
 /// ```swift
-/// let trainer = SFTTrainer(model: model, data: data, config: SFTConfig(steps: 600), seed: 0)
+/// let trainer = SFTTrainer(model: model, data: data, config: SFTConfig(steps: 600))
 /// try trainer.train { event in print(event) }
 /// ```
 public final class SFTTrainer {
     public let model: Transformer
     public let data: TrainingStream
     public let config: SFTConfig
-    public let optimizer: AdamW
-    /// Optimizer steps taken so far.
-    public private(set) var step = 0
-    public var evaluate: ((Transformer, Int) throws -> [String: Double])?
-    public var checkpoint: ((SFTTrainer) throws -> Void)?
+    /// Step count, optimizer, evaluation and checkpoint hooks.
+    public let loop: TrainingLoop
+    public var step: Int { loop.step }
+    public var optimizer: AdamW { loop.optimizer }
 
     public init(model: Transformer, data: TrainingStream, config: SFTConfig) {
         self.model = model
         self.data = data
         self.config = config
-        optimizer = AdamW(parameters: model.decayGroups, beta1: config.betas.0, beta2: config.betas.1,
-                          weightDecay: config.weightDecay)
+        loop = TrainingLoop(objective: SFTObjective(model: model, data: data, config: config), settings: config.loopSettings)
     }
 
-    /// Restores the step count, optimizer moments and data position of a checkpoint.
-    public func restore(step: Int, optimizerState: [String: Tensor], dataPosition: TrainingStream.Position) throws {
-        self.step = step
-        try optimizer.loadState(optimizerState)
+    /// Restores the step count, step time, optimizer moments and data position of a checkpoint.
+    public func restore(step: Int, stepSeconds: Double = 0, optimizerState: [String: Tensor], dataPosition: TrainingStream.Position) throws {
+        try loop.restore(step: step, stepSeconds: stepSeconds, optimizerState: optimizerState)
         data.seek(to: dataPosition)
     }
 
     /// Runs from the current step to `config.steps`.
     public func train(onEvent: (TrainingEvent) -> Void) throws {
-        let params = model.parameters
-        while step < config.steps {
-            let started = DispatchTime.now().uptimeNanoseconds
-            let examples = try data.next(config.batchSize)
-            let targetTotal = examples.reduce(0) { $0 + max($1.tokens.count - max($1.promptLength, 1), 0) }
-            let tokenCount = examples.reduce(0) { $0 + $1.tokens.count }  // real tokens, padding not counted
-            var lossSum: Double = 0
-            for p in params { p.zeroGrad() }
-            for part in SFTTrainer.microBatches(examples, size: config.microBatchSize) {
-                let micro = SFTBatch(part, padToken: data.padToken)
-                let logits = model.forward(tokens: micro.tokens, batch: micro.batch)
-                // Σ over this micro-batch's targets of −log p, divided by the whole batch's count.
-                let nll = scale(sum(tokenLogProbs(logits, targets: micro.targets)), -1 / Float(max(targetTotal, 1)))
-                lossSum += Double(nll.item)
-                nll.backward()
-            }
-            let gradNorm = clipGradNorm(params, maxNorm: config.maxGradNorm)
-            guard lossSum.isFinite, gradNorm.isFinite else {
-                throw TrainingError.nonFinite(step: step + 1, what: lossSum.isFinite ? "gradient norm" : "loss",
-                                              detail: firstNonFiniteGradient(model))
-            }
-            let lr = config.schedule.lr(step: step, base: config.learningRate)
-            optimizer.step(lr: lr)
-            step += 1
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-            onEvent(.step(step: step, of: config.steps, metrics: [
-                ("train/loss", lossSum), ("train/learning_rate", Double(lr)), ("train/grad_norm", Double(gradNorm)),
-                ("train/tokens_per_second", Double(tokenCount) / seconds), ("train/step_time", seconds),
-                ("train/epoch", data.epochProgress),
-            ]))
-            if config.evalEvery > 0, step % config.evalEvery == 0 || step == config.steps, let evaluate {
-                let metrics = try evaluate(model, step)
-                onEvent(.evaluation(step: step, metrics: metrics.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }))
-            }
-            if config.checkpointEvery > 0, step % config.checkpointEvery == 0 || step == config.steps, let checkpoint {
-                try checkpoint(self)
-            }
+        try loop.run(onEvent: onEvent)
+    }
+}
+
+extension SFTConfig {
+    var loopSettings: LoopSettings {
+        LoopSettings(steps: steps, learningRate: learningRate, schedule: schedule, weightDecay: weightDecay, betas: betas,
+                     maxGradNorm: maxGradNorm, evalEvery: evalEvery, checkpointEvery: checkpointEvery)
+    }
+}
+
+/// SFT's step: the next batch, split into length-sorted micro-batches whose gradients add up to
+/// the whole batch's mean NLL.
+final class SFTObjective: TrainingObjective {
+    let model: Transformer
+    let data: TrainingStream
+    let config: SFTConfig
+    private var examples: [TokenizedExample] = []
+
+    init(model: Transformer, data: TrainingStream, config: SFTConfig) {
+        self.model = model; self.data = data; self.config = config
+    }
+
+    func prepareBatch(step: Int) throws -> Int {
+        examples = try data.next(config.batchSize)
+        return 1
+    }
+
+    func accumulateGradients(update: Int) throws -> Double {
+        let targetTotal = examples.reduce(0) { $0 + max($1.tokens.count - max($1.promptLength, 1), 0) }
+        var lossSum: Double = 0
+        for part in SFTTrainer.microBatches(examples, size: config.microBatchSize) {
+            let micro = SFTBatch(part, padToken: data.padToken)
+            let logits = model.forward(tokens: micro.tokens, batch: micro.batch)
+            // Σ over this micro-batch's targets of −log p, divided by the whole batch's count.
+            let nll = scale(sum(tokenLogProbs(logits, targets: micro.targets)), -1 / Float(max(targetTotal, 1)))
+            lossSum += Double(nll.item)
+            nll.backward()
         }
+        return lossSum
+    }
+
+    func finishStep(_ outcome: StepOutcome) -> StepReport {
+        let tokens = Double(examples.reduce(0) { $0 + $1.tokens.count })  // real tokens, padding not counted
+        let metrics = SFTStepMetrics(loss: outcome.loss, learningRate: Double(outcome.learningRate), gradNorm: Double(outcome.gradNorm),
+                                     tokens: tokens, seconds: outcome.seconds, epoch: data.epochProgress)
+        return StepReport(step: outcome.step, of: config.steps, metrics: metrics, tokens: tokens, seconds: outcome.seconds,
+                          rollouts: [], warnings: [])
     }
 }
 
@@ -129,35 +136,4 @@ extension SFTTrainer {
         return lengthSortedMicroBatches(lengths: lengths, tokenBudget: size * longest, partOverhead: longest)
             .map { $0.map { examples[$0] } }
     }
-}
-
-/// What a trainer reports while it runs.
-public enum TrainingEvent {
-    case step(step: Int, of: Int, metrics: [(String, Double)])
-    /// A GRPO step's rollouts, for the rollout store.
-    case rollouts(step: Int, records: [RolloutRecord])
-    case evaluation(step: Int, metrics: [(String, Double)])
-    case checkpoint(step: Int, directory: URL)
-    case warning(String)
-}
-
-/// Errors that stop training.
-public enum TrainingError: Error, CustomStringConvertible {
-    case nonFinite(step: Int, what: String, detail: String)
-
-    public var description: String {
-        switch self {
-        case .nonFinite(let step, let what, let detail):
-            return "step \(step): the \(what) is not finite (NaN or inf); the weights were not updated. \(detail)"
-        }
-    }
-}
-
-/// Names the first parameter whose gradient holds NaN or inf.
-func firstNonFiniteGradient(_ model: Transformer) -> String {
-    for (name, p) in model.namedParameters {
-        guard let g = p.gradValues else { continue }
-        if let i = g.firstIndex(where: { !$0.isFinite }) { return "First non-finite gradient: \(name)[\(i)] = \(g[i])." }
-    }
-    return "Every parameter gradient is finite: the loss itself overflowed."
 }

@@ -13,11 +13,26 @@ public struct TrainerState: Codable, Equatable {
     public var runID: Int64
     /// Whether the folder holds a GRPO reference model (`reference/`).
     public var hasReference: Bool
+    /// Wall time of this stage's steps so far (optional: checkpoints of older versions lack it).
+    public var stepSeconds: Double?
+    /// Step counts and step times of the stages finished before this one.
+    public var finishedStages: [StageTiming]?
 
-    public init(stageIndex: Int, step: Int, dataPosition: TrainingStream.Position, seed: UInt64, runID: Int64, hasReference: Bool = false) {
+    public init(stageIndex: Int, step: Int, dataPosition: TrainingStream.Position, seed: UInt64, runID: Int64, hasReference: Bool = false,
+                stepSeconds: Double? = nil, finishedStages: [StageTiming]? = nil) {
         self.stageIndex = stageIndex; self.step = step; self.dataPosition = dataPosition; self.seed = seed; self.runID = runID
-        self.hasReference = hasReference
+        self.hasReference = hasReference; self.stepSeconds = stepSeconds; self.finishedStages = finishedStages
     }
+}
+
+/// How many steps a stage took and their wall time (an SFT control's step count is another
+/// stage's time over this one's mean step time).
+public struct StageTiming: Codable, Equatable {
+    public var stage: Int
+    public var steps: Int
+    public var seconds: Double
+    public init(stage: Int, steps: Int, seconds: Double) { self.stage = stage; self.steps = steps; self.seconds = seconds }
+    public var secondsPerStep: Double { seconds / Double(max(steps, 1)) }
 }
 
 /// A checkpoint folder: the model in Hugging Face layout (config.json, model.safetensors,

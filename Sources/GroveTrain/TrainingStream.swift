@@ -77,11 +77,3 @@ public final class TrainingStream {
         return t
     }
 }
-
-extension Transformer {
-    /// Parameters with their weight-decay flag: matrices decay; biases and norm weights
-    /// (1-D tensors) do not, as in GPT-2/nanoGPT and HF's default grouping.
-    public var decayGroups: [(Tensor, decay: Bool)] {
-        parameters.map { ($0, $0.shape.count >= 2) }
-    }
-}

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GroveRun
 import GroveData
 import GroveModel
 import GroveRollout
@@ -223,7 +224,7 @@ struct Bench: ParsableCommand {
         let trainer = GRPOTrainer(policy: model, tokenizer: tok, prompts: prompts, rewards: rewards, config: grpoConfig, seed: 0)
         var perStep: [[String: Double]] = []
         try trainer.train { event in
-            if case .step(_, _, let metrics) = event { perStep.append(Dictionary(metrics, uniquingKeysWith: { a, _ in a })) }
+            if case .step(let report) = event { perStep.append(Dictionary(report.metrics.named, uniquingKeysWith: { a, _ in a })) }
         }
         let timed = Array(perStep.dropFirst())
         func med(_ key: String) -> Double { median(timed.map { $0[key] ?? .nan }) }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GroveRun
 import GroveModel
 import GroveTensor
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GroveRun
 
 /// The `grove` command line: one subcommand per file in this folder.
 @main
@@ -8,9 +9,4 @@ struct Grove: ParsableCommand {
         abstract: "GRPO alignment for small decoder-only models, on ordinary machines.",
         version: GroveVersion.string,
         subcommands: [Doctor.self, Info.self, Tokenize.self, Detokenize.self, Logits.self, Generate.self, Datasets.self, Validate.self, Run.self, Rollouts.self, Rescore.self, Bench.self])
-}
-
-/// Grove's release version, recorded in every run database.
-enum GroveVersion {
-    static let string = "0.1.0"
 }

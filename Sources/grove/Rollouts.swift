@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import GroveConfig
 import GroveRollout
+import GroveRun
 import GroveStore
 import GroveTasks
 import GroveTrain
@@ -79,7 +81,8 @@ struct Rescore: ParsableCommand {
     @Argument(help: "A run database (output_dir/run.sqlite).")
     var database: String
 
-    @Option(help: "Reward: arithmetic, countdown, gsm8k (task checkers), exact_answer, boxed, last_number, or external:COMMAND.")
+    @Option(help: ArgumentHelp("A reward as a recipe names it: a bare name, or YAML with its settings.",
+                               discussion: "e.g. --reward exact_answer, --reward '{task: {checker: arithmetic}}', --reward '{length: {max_length: 64}}', --reward '{external: {command: python3 r.py}}'"))
     var reward: String
 
     @Option(name: .customLong("run"), help: "Run id (default: the newest run with rollouts).")
@@ -97,7 +100,7 @@ struct Rescore: ParsableCommand {
         var changed = 0, total = 0
         for (key, items) in Dictionary(grouping: rows, by: { "\($0.step)/\($0.group)" }).sorted(by: { $0.key < $1.key }) {
             let inputs = items.map { r in
-                RewardInput(prompt: r.prompt, completion: r.completion, completionIds: [],
+                RewardInput(prompt: r.prompt, completion: r.completion, completionIds: r.completionIds,
                             row: r.row.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] } ?? [:])
             }
             let values = try scorer.score(inputs).values
@@ -114,12 +117,11 @@ struct Rescore: ParsableCommand {
         print("\(scorer.name): \(changed) of \(total) advantages change")
     }
 
+    /// The reward `--reward` names, read as a recipe's `rewards:` entry is (`RewardRegistry`).
     func makeReward() throws -> Reward {
-        if reward.hasPrefix("external:") { return ExternalProgramReward(name: "external", command: String(reward.dropFirst(9))) }
-        if let task = TaskKind(rawValue: reward) { return TaskReward(task: task) }
-        if reward == "exact_answer" { return ExactAnswerReward() }
-        if let extraction = ExactAnswerReward.Extraction(rawValue: reward) { return ExactAnswerReward(name: reward, extraction: extraction) }
-        throw ValidationError("unknown reward '\(reward)'")
+        let value = try RecipeValue.parse(reward, file: "--reward")
+        let spec = try RewardRegistry.read(value, path: "--reward", RecipeReader(file: "--reward"))
+        return try spec.build(RewardContext(warn: { FileHandle.standardError.write(Data("warning: \($0)\n".utf8)) }))
     }
 }
 

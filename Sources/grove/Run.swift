@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import GroveRun
+import GroveTrain
 
 /// `grove run RECIPE`: runs a recipe's stages in order, with checkpoints and a final report.
 struct Run: ParsableCommand {
@@ -17,6 +19,60 @@ struct Run: ParsableCommand {
 
     func run() throws {
         let r = try Recipe.load(path: recipe, overrides: overrides)
-        try RecipeRunner(recipe: r, resume: resume).run()
+        let progress = Progress()
+        let run = RecipeRun(recipe: r, resume: resume, observer: progress.show)
+        if resume && run.isFinished {
+            print("\(r.outputDir.path): this run has finished; there is nothing to resume (remove the folder or change output_dir to run it again)")
+            return
+        }
+        // Ctrl-C or a polite kill: record the run as interrupted (checkpoints stay), then exit.
+        let again = (["grove", "run", recipe] + overrides.map { "--set \(shellQuoted($0))" } + ["--resume"]).joined(separator: " ")
+        let signals = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
+            Foundation.signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                run.markInterrupted("stopped by signal \(sig)")
+                FileHandle.standardError.write(Data("\ngrove: interrupted; continue with `\(again)`\n".utf8))
+                Foundation.exit(130)
+            }
+            source.resume()
+            return source
+        }
+        defer { signals.forEach { $0.cancel() } }
+        let report = try run.run()
+        let html: URL? = nil
+        progress.note(report.text(html: html))
+    }
+}
+
+/// A word as a shell reads it back (quoted when it holds anything but safe characters).
+func shellQuoted(_ s: String) -> String {
+    s.allSatisfy { $0.isLetter || $0.isNumber || "._-=/:,+@".contains($0) } ? s : "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
+}
+
+extension RunReport {
+    /// The report as the terminal shows it.
+    func text(html: URL?) -> String {
+        func pct(_ v: Double?) -> String { v.map { String(format: "%5.1f%%", 100 * $0) } ?? "    –" }
+        var lines = ["", "== \(name): report =="]
+        if let b = before?.accuracy, let a = final?.accuracy {
+            lines.append(String(format: "held-out accuracy: %.1f%% → %.1f%% (%d problems)", 100 * b, 100 * a, heldOut))
+        } else if let a = final?.accuracy {
+            lines.append(String(format: "held-out accuracy: %.1f%%", 100 * a))
+        }
+        for (level, a) in final?.accuracyByLevel ?? [] { lines.append(String(format: "  %@: %.1f%%", level, 100 * a)) }
+        if let l = final?.loss { lines.append(String(format: "held-out loss: %.4f", l)) }
+        lines.append("stages (held-out accuracy at start → end):")
+        for s in stages {
+            let note = s.kind == "sft_control" ? "  (the same time of further SFT from the GRPO stage's start)" : ""
+            lines.append("  " + s.label.padding(toLength: 16, withPad: " ", startingAt: 0)
+                         + String(format: "%6d steps  %@ → %@  %@", s.steps, pct(s.start?.accuracy), pct(s.end.accuracy), RunClock.format(s.seconds)) + note)
+        }
+        lines.append(String(format: "training time: %@ (%.0f tokens/s); whole run %@", RunClock.format(trainSeconds),
+                            trainTokens / max(trainSeconds, 1e-9), RunClock.format(wallSeconds)))
+        lines.append("model: \(finalModel.path)")
+        lines.append("metrics: \(database.path)")
+        if let html { lines.append("report: \(html.path)") }
+        return lines.joined(separator: "\n")
     }
 }

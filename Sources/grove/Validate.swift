@@ -1,4 +1,5 @@
 import ArgumentParser
+import GroveRun
 
 /// `grove validate RECIPE`: checks a recipe without running it.
 struct Validate: ParsableCommand {

@@ -1,4 +1,6 @@
 import Foundation
+import GroveConfig
+import GroveRollout
 
 /// A reward computed by a program in any language.
 ///
@@ -114,4 +116,21 @@ public struct ExternalProgramReward: Reward {
 /// Bytes read on another thread, handed over after `DispatchGroup.wait`.
 final class DataBox: @unchecked Sendable {
     var data = Data()
+}
+
+extension ExternalProgramReward: RecipeReward {
+    public static let recipeKey = "external"
+    public static let recipeFields = ["name", "command", "timeout", "fallback"]
+
+    /// `- external: {command: "python3 my_reward.py", timeout: 60, fallback: 0}`.
+    public static func read(_ f: Fields) throws -> (RewardContext) throws -> Reward {
+        var reward = ExternalProgramReward(name: try f.string("name") ?? "external",
+                                           command: try f.reader.string(try f.required("command"), f.path("command")),
+                                           timeout: try f.double("timeout", default: 60, range: 0.1...86_400),
+                                           fallback: try f["fallback"].map { try f.reader.double($0, f.path("fallback")) })
+        return { context in
+            reward.onWarning = context.warn
+            return reward
+        }
+    }
 }

@@ -1,4 +1,6 @@
 import Foundation
+import GroveConfig
+import GroveRollout
 import GroveModel
 import GroveTensor
 import GroveTokenizer
@@ -49,5 +51,17 @@ public struct RewardModelScorer: Reward {
             for c in 0..<C { s += last[c] * score.data[c] }
             return s
         }
+    }
+}
+
+extension RewardModelScorer: RecipeReward {
+    public static let recipeKey = "reward_model"
+    public static let recipeFields = ["name", "path"]
+
+    /// `- reward_model: {path: models/rm}`: the folder is checked now, loaded when the run starts.
+    public static func read(_ f: Fields) throws -> (RewardContext) throws -> Reward {
+        let path = try f.reader.existingPath(try f.required("path"), f.path("path"), directory: true)
+        let name = try f.string("name") ?? "reward_model"
+        return { _ in try RewardModelScorer(name: name, directory: path) }
     }
 }

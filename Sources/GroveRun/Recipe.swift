@@ -1,0 +1,150 @@
+import Foundation
+import GroveConfig
+import GroveData
+import GroveModel
+import GroveTasks
+
+/// A run, as a recipe file describes it: seed, output folder, model, data, stages, evaluation.
+/// Relative paths are read from the current directory. Each stage kind reads its own settings
+/// (`StageRegistry`), each reward its own (`RewardRegistry`).
+///
+/// ```yaml
+/// seed: 0
+/// output_dir: runs/quickstart
+/// model:
+///   init: {model_type: qwen2, hidden_size: 128, num_hidden_layers: 4, num_attention_heads: 4, intermediate_size: 384}
+///   tokenizer: {train: {vocab_size: 384}}            # or  tokenizer: path/to/dir
+/// data: {train: Datasets/arithmetic/train.jsonl, eval: Datasets/arithmetic/eval.jsonl, task: arithmetic}
+/// stages:
+///   - sft: {steps: 600, batch_size: 32, lr: 3e-3}
+/// eval: {samples: 200, max_new_tokens: 64}
+/// ```
+public struct Recipe {
+    public var file: String
+    public var text: String
+    public var name: String
+    public var seed: UInt64
+    public var outputDir: URL
+    public var model: ModelSource
+    public var data: DataSpec
+    public var stages: [any RecipeStage]
+    public var eval: EvalSpec
+
+    /// Where the model comes from.
+    public enum ModelSource {
+        /// A Hugging Face folder (config.json, safetensors, tokenizer files).
+        case pretrained(URL)
+        /// A fresh model from config.json-style keys, with a tokenizer loaded or trained.
+        case scratch(config: ModelConfig, tokenizer: TokenizerSource)
+    }
+
+    public enum TokenizerSource {
+        case load(URL)
+        /// A byte-level BPE trained on the training texts.
+        case train(vocabSize: Int)
+    }
+
+    /// The training and evaluation data.
+    public struct DataSpec {
+        public var train: URL
+        /// A held-out file, or nil to split `evalSize` rows off the training file.
+        public var eval: URL?
+        public var evalSize: Int
+        public var format: DatasetFormat
+        public var task: TaskKind?
+    }
+
+    /// Held-out evaluation shared by every stage.
+    public struct EvalSpec {
+        /// Held-out examples used (generation cost grows with it).
+        public var samples: Int
+        public var maxNewTokens: Int
+        /// Samples per problem for `eval/pass@k` (0: off).
+        public var passK: Int
+    }
+}
+
+extension Recipe {
+    public static let topKeys = ["name", "seed", "output_dir", "model", "data", "stages", "eval"]
+
+    /// Reads and checks a recipe from its parsed tree; `text` is kept for run.sqlite.
+    public init(_ root: RecipeValue, file: String, text: String) throws {
+        let r = RecipeReader(file: file)
+        let top = try r.mapping(root, "", allowed: Recipe.topKeys)
+        self.file = file
+        self.text = text
+        name = try top.string("name") ?? URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
+        seed = UInt64(try top.int("seed", default: 0, min: 0))
+        outputDir = URL(fileURLWithPath: try top.string("output_dir") ?? "runs/\(name)")
+        model = try Recipe.readModel(try top.required("model"), r)
+        data = try Recipe.readData(try top.required("data"), r)
+        let evalFields = try top["eval"].map { try r.mapping($0, "eval", allowed: ["samples", "max_new_tokens", "pass_k"]) }
+        eval = EvalSpec(samples: try evalFields?.int("samples", default: 200, min: 0) ?? 200,
+                        maxNewTokens: try evalFields?.int("max_new_tokens", default: 64, min: 1) ?? 64,
+                        passK: try evalFields?.int("pass_k", default: 0, min: 0) ?? 0)
+        let stageList = try r.sequence(try top.required("stages"), "stages")
+        if stageList.isEmpty { throw r.error(try top.required("stages"), "stages", "needs at least one stage") }
+        stages = try stageList.enumerated().map { try StageRegistry.read($1, path: "stages.\($0)", r) }
+        for (i, stage) in stages.enumerated() { try stage.check(index: i, in: stages, value: stageList[i], r) }
+    }
+
+    static func readModel(_ value: RecipeValue, _ r: RecipeReader) throws -> ModelSource {
+        let m = try r.mapping(value, "model", allowed: ["path", "init", "tokenizer"])
+        if let path = m["path"] {
+            if m.has("init") { throw r.error(path, "model", "give either 'path' (a model folder) or 'init' (a new model), not both") }
+            return .pretrained(try r.existingPath(path, "model.path", directory: true))
+        }
+        guard let initValue = m["init"] else {
+            throw RecipeError(file: r.file, line: m.line, path: "model", message: "needs 'path' (a Hugging Face folder) or 'init' (a config for a new model)")
+        }
+        let tokenizerValue = try m.required("tokenizer")
+        let tokenizer: TokenizerSource
+        if case .scalar = tokenizerValue {
+            tokenizer = .load(try r.existingPath(tokenizerValue, "model.tokenizer", directory: true))
+        } else {
+            let t = try r.mapping(tokenizerValue, "model.tokenizer", allowed: ["train"])
+            let train = try r.mapping(try t.required("train"), "model.tokenizer.train", allowed: ["vocab_size"])
+            tokenizer = .train(vocabSize: try train.int("vocab_size", default: 512, min: 260))
+        }
+        // The config keys are config.json's; vocab size and special ids come from the tokenizer.
+        guard case .mapping(let entries, _) = initValue else { throw r.error(initValue, "model.init", "expected a mapping of config.json keys") }
+        var json: [String: Any] = ["vocab_size": 1]
+        for (key, v) in entries {
+            let s = try r.string(v, "model.init.\(key)")
+            json[key] = Recipe.yamlScalar(s)
+        }
+        do {
+            return .scratch(config: try ModelConfig(json: json, file: r.file), tokenizer: tokenizer)
+        } catch let error as ModelError {
+            throw RecipeError(file: r.file, line: initValue.line, path: "model.init", message: "\(error)".replacingOccurrences(of: "\(r.file): ", with: ""))
+        }
+    }
+
+    static func readData(_ value: RecipeValue, _ r: RecipeReader) throws -> DataSpec {
+        let d = try r.mapping(value, "data", allowed: ["train", "eval", "eval_size", "format", "fields", "task"])
+        let formatName = try d["format"].map { try r.string($0, "data.format") } ?? "prompt_completion"
+        let format: DatasetFormat
+        switch formatName {
+        case "prompt_completion": format = .promptCompletion
+        case "messages": format = .messages(field: "messages")
+        case "fields":
+            let f = try r.mapping(try d.required("fields"), "data.fields", allowed: ["prompt", "completion"])
+            format = .fields(prompt: try f.string("prompt") ?? "prompt", completion: try f.string("completion") ?? "completion")
+        default:
+            throw r.error(d["format"]!, "data.format", "unknown format '\(formatName)'; one of: prompt_completion, messages, fields")
+        }
+        return DataSpec(train: try r.existingPath(try d.required("train"), "data.train", directory: false),
+                        eval: try d["eval"].map { try r.existingPath($0, "data.eval", directory: false) },
+                        evalSize: try d.int("eval_size", default: 200, min: 1),
+                        format: format,
+                        task: try d["task"].map { try r.choice($0, "data.task", as: TaskKind.self) })
+    }
+
+    /// A plain YAML value as config.json would hold it: integer, number, boolean or string.
+    static func yamlScalar(_ s: String) -> Any {
+        if let i = Int(s) { return i }
+        if let d = Double(s) { return d }
+        if s == "true" || s == "false" { return s == "true" }
+        return s
+    }
+}

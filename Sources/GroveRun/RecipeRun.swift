@@ -1,0 +1,163 @@
+import Foundation
+import GroveData
+import GroveModel
+import GroveStore
+import GroveTensor
+import GroveTokenizer
+import GroveTrain
+
+/// A recipe run: builds or loads the model, reads the data, runs each stage in order with
+/// checkpoints, records everything in `output_dir/run.sqlite`, and returns the report as data.
+/// It prints nothing: what happens reaches `observer` as `RunEvent`s.
+///
+/// ```swift
+/// let run = try RecipeRun(recipe: recipe, resume: false) { event in print(event) }
+/// let report = try run.run()
+/// ```
+public final class RecipeRun {
+    public let recipe: Recipe
+    public let resume: Bool
+    let observer: (RunEvent) -> Void
+    let checkpoints: URL
+    let started = Date()
+    /// The run database, and this run's id in it (set when the run begins).
+    public private(set) var store: RunStore!
+    public private(set) var runID: Int64 = 0
+    /// Step counts and step times of the stages finished so far (carried in checkpoints).
+    var timings: [Int: StageTiming] = [:]
+    private var tokenizer: Tokenizer!
+
+    public init(recipe: Recipe, resume: Bool, observer: @escaping (RunEvent) -> Void) {
+        self.recipe = recipe
+        self.resume = resume
+        self.observer = observer
+        checkpoints = recipe.outputDir.appendingPathComponent("checkpoints")
+    }
+
+    /// Seconds since the run started.
+    public var elapsed: Double { Date().timeIntervalSince(started) }
+
+    /// Whether `output_dir` holds a run that finished: there is nothing to resume.
+    public var isFinished: Bool {
+        let db = recipe.outputDir.appendingPathComponent("run.sqlite")
+        guard FileManager.default.fileExists(atPath: db.path), let last = try? RunStore(path: db).runs().last else { return false }
+        return last.status == .finished
+    }
+
+    /// Runs every stage (from the newest checkpoint when resuming) and returns the report.
+    public func run() throws -> RunReport {
+        try FileManager.default.createDirectory(at: recipe.outputDir, withIntermediateDirectories: true)
+        let latest = TrainingCheckpoint.latest(under: checkpoints)
+        if latest != nil && !resume {
+            throw RunError("\(recipe.outputDir.path) already holds checkpoints of an earlier run: pass --resume to continue it, or remove the folder (or change output_dir) to start over")
+        }
+        let restored = try latest.map { dir -> ResumePoint in
+            let (state, optimizer) = try TrainingCheckpoint.loadState(from: dir)
+            return ResumePoint(directory: dir, state: state, optimizer: optimizer)
+        }
+        for t in restored?.state.finishedStages ?? [] { timings[t.stage] = t }
+        store = try RunStore(path: recipe.outputDir.appendingPathComponent("run.sqlite"))
+        runID = try store.beginRun(name: recipe.name, recipePath: recipe.file, recipeText: recipe.text, seed: recipe.seed,
+                                   groveVersion: GroveVersion.string, resumedFrom: restored?.state.runID)
+        do {
+            let report = try execute(from: restored)
+            try store.finishRun(runID, status: .finished)
+            return report
+        } catch {
+            try? store.finishRun(runID, status: .failed, error: "\(error)")
+            throw error
+        }
+    }
+
+    /// Records the run as interrupted (a signal): its checkpoints stay, `--resume` continues it.
+    public func markInterrupted(_ reason: String) {
+        if let store { try? store.finishRun(runID, status: .interrupted, error: reason) }
+    }
+
+    func execute(from restored: ResumePoint?) throws -> RunReport {
+        let blas = BLAS.shared
+        observer(.note("Grove \(GroveVersion.string) · \(recipe.name) · seed \(recipe.seed) · BLAS \(blas.coreName), \(blas.threads) threads"))
+        let trainFile = try JSONLFile(url: recipe.data.train)
+        let (model, tokenizer) = try recipe.buildModel(from: restored?.directory, trainFile: trainFile)
+        self.tokenizer = tokenizer
+        observer(.note("model: \(model.config.modelType.rawValue), \(model.parameterCount.formatted()) parameters, vocabulary \(tokenizer.vocabSize)"))
+        let data = try RunData(recipe: recipe, trainFile: trainFile, tokenizer: tokenizer)
+        observer(.note("data: \(data.trainRows.count) training rows, \(data.evaluator.examples.count) held-out"))
+
+        var before: EvalMetrics?
+        if restored == nil {
+            let m = data.evaluator.evaluate(model).metrics
+            try store.log(run: runID, stage: "0:\(recipe.stages[0].kind)", step: 0, metrics: m.named, wallTime: elapsed)
+            observer(.note("before training: " + m.summary))
+            before = m
+        }
+        var startEvaluation = before
+        let firstStage = restored?.state.stageIndex ?? 0
+        self.data = data
+        for (index, stage) in recipe.stages.enumerated() where index >= firstStage {
+            let resumeHere = restored.flatMap { $0.state.stageIndex == index ? $0 : nil }
+            let outcome = try runStage(stage, index: index, label: "\(index):\(stage.kind)", model: model, resume: resumeHere,
+                                       startEvaluation: startEvaluation)
+            if let r = resumeHere { observer(.note("resumed \(outcome.label) at step \(r.state.step) from \(r.directory.lastPathComponent)")) }
+            startEvaluation = outcome.end
+        }
+        let final = recipe.outputDir.appendingPathComponent("final")
+        try model.save(to: final)
+        try tokenizer.save(to: final)
+        return RunReport(name: recipe.name, heldOut: data.evaluator.examples.count, before: before, stages: outcomes,
+                         wallSeconds: elapsed, finalModel: final, database: recipe.outputDir.appendingPathComponent("run.sqlite"))
+    }
+
+    private var data: RunData!
+    private var outcomes: [StageOutcome] = []
+
+    /// Runs one stage under `label`, evaluates it at its end when it has not, and records its outcome.
+    func runStage(_ stage: Stage, index: Int, label: String, model: Transformer, resume: ResumePoint?,
+                  startEvaluation: EvalMetrics?) throws -> StageOutcome {
+        try store.beginStage(run: runID, index: index, label: label, kind: stage.kind)
+        let log = StageLog(label: label, kind: stage.kind, store: store, runID: runID, firstStep: resume?.state.step ?? 0,
+                           startEvaluation: startEvaluation,
+                           clock: { [unowned self] in elapsed }, observer: observer)
+        let context = StageContext(recipe: recipe, index: index, label: label, model: model, tokenizer: tokenizer, data: data,
+                                   resume: resume, log: log, run: self)
+        let stageStart = elapsed, outcomesBefore = outcomes.count
+        try stage.run(context)
+        // A substage (the SFT control) reports its own time.
+        let seconds = elapsed - stageStart - outcomes[outcomesBefore...].reduce(0) { $0 + $1.seconds }
+        log.evaluateAtEndIfNeeded(data.evaluator, model: model, step: log.lastStep)
+        try store.endStage(run: runID, label: label)
+        let outcome = StageOutcome(label: label, kind: stage.kind, steps: log.lastStep, seconds: seconds, tokens: log.tokens,
+                                   start: startEvaluation, end: log.lastEvaluation!)
+        outcomes.insert(outcome, at: outcomesBefore)  // a stage before its substages
+        return outcome
+    }
+
+    /// Writes a checkpoint after `step` of stage `stage`.
+    func saveCheckpoint(stage: Int, step: Int, stepSeconds: Double, position: TrainingStream.Position, optimizer: AdamW,
+                        model: Transformer, reference: Transformer?) throws {
+        let state = TrainerState(stageIndex: stage, step: step, dataPosition: position, seed: recipe.seed, runID: runID,
+                                 stepSeconds: stepSeconds, finishedStages: timings.values.filter { $0.stage < stage }.sorted { $0.stage < $1.stage })
+        let dir = try TrainingCheckpoint.save(model: model, tokenizer: tokenizer, optimizer: optimizer, state: state,
+                                              reference: reference, under: checkpoints)
+        observer(.note("checkpoint: \(dir.path)"))
+    }
+}
+
+/// A run that cannot start or go on, with the reason.
+public struct RunError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Grove's release version, recorded in every run database.
+public enum GroveVersion {
+    public static let string = "0.1.0"
+}
+
+/// Durations as people read them: `4:12`, `1:02:03`.
+public enum RunClock {
+    public static func format(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+    }
+}

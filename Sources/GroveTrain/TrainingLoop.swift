@@ -1,0 +1,164 @@
+import Foundation
+import GroveModel
+import GroveTensor
+
+/// What a trainer does inside a step, as the training loop drives it. SFT and GRPO each
+/// implement this; the loop owns everything else (step count, schedule, optimizer, clipping,
+/// the non-finite guard, evaluation and checkpoint cadence, timing).
+protocol TrainingObjective: AnyObject {
+    /// The model whose parameters the optimizer updates.
+    var model: Transformer { get }
+    /// Readies step `step`'s batch (SFT: the next examples; GRPO: sampled and scored rollouts)
+    /// and returns how many optimizer updates it gets (GRPO's μ, or 0 with no rollouts).
+    func prepareBatch(step: Int) throws -> Int
+    /// Adds ∂loss/∂θ of update `update` on the prepared batch into the parameters' gradients
+    /// (zeroed by the loop) and returns the loss.
+    func accumulateGradients(update: Int) throws -> Double
+    /// The finished step's report: its metrics, and for GRPO its rollouts.
+    func finishStep(_ outcome: StepOutcome) -> StepReport
+}
+
+/// What the loop measured of one step, for the objective's metrics.
+struct StepOutcome {
+    var step: Int
+    var learningRate: Float
+    /// Loss and gradient norm (before clipping) of the first update.
+    var loss: Double
+    var gradNorm: Float
+    /// Wall time of the whole step, and of its updates (after the batch was ready).
+    var seconds: Double
+    var updateSeconds: Double
+}
+
+/// A finished training step, as the run layer receives it.
+public struct StepReport {
+    public let step: Int
+    public let of: Int
+    public let metrics: any StepMetrics
+    /// Tokens the step trained on, for throughput.
+    public let tokens: Double
+    public let seconds: Double
+    /// GRPO: every rollout of the step, trained and dropped.
+    public let rollouts: [RolloutRecord]
+    public let warnings: [String]
+}
+
+/// What a trainer reports while it runs.
+public enum TrainingEvent {
+    case step(StepReport)
+    case evaluation(step: Int, EvalMetrics)
+    case warning(String)
+}
+
+/// The settings the training loop reads, common to every stage kind.
+public struct LoopSettings {
+    public var steps: Int
+    public var learningRate: Float
+    public var schedule: LearningRateSchedule
+    public var weightDecay: Float
+    public var betas: (Float, Float)
+    public var maxGradNorm: Float
+    /// Evaluate / checkpoint every N steps and at the last (0: never).
+    public var evalEvery: Int
+    public var checkpointEvery: Int
+}
+
+/// The one training loop: for each step, the objective readies a batch; then for each of its
+/// updates the loop zeroes the gradients, has the objective accumulate them, clips their
+/// norm, refuses a non-finite loss or gradient, and steps AdamW at the scheduled rate.
+///
+/// A data-parallel run all-reduces the gradients between `accumulateGradients` and the clip.
+public final class TrainingLoop {
+    let objective: TrainingObjective
+    public let settings: LoopSettings
+    public let optimizer: AdamW
+    /// Steps done.
+    public private(set) var step = 0
+    /// Wall time of the steps done, over this process and any run it resumed.
+    public private(set) var stepSeconds = 0.0
+    /// Held-out evaluation of the model at a step, when the stage evaluates.
+    public var evaluate: ((Int) throws -> EvalMetrics)?
+    /// Saves a checkpoint after a step.
+    public var checkpoint: ((Int) throws -> Void)?
+
+    init(objective: TrainingObjective, settings: LoopSettings) {
+        self.objective = objective
+        self.settings = settings
+        optimizer = AdamW(parameters: objective.model.decayGroups, beta1: settings.betas.0, beta2: settings.betas.1,
+                          weightDecay: settings.weightDecay)
+    }
+
+    /// Continues from a checkpoint's step, step time and optimizer moments.
+    public func restore(step: Int, stepSeconds: Double, optimizerState: [String: Tensor]) throws {
+        self.step = step
+        self.stepSeconds = stepSeconds
+        try optimizer.loadState(optimizerState)
+    }
+
+    /// Runs from the current step to `settings.steps`.
+    public func run(onEvent: (TrainingEvent) -> Void) throws {
+        let params = objective.model.parameters
+        while step < settings.steps {
+            let started = now()
+            let updates = try objective.prepareBatch(step: step)
+            let updatesStarted = now()
+            let lr = settings.schedule.lr(step: step, base: settings.learningRate)
+            var loss = 0.0, gradNorm: Float = 0
+            for update in 0..<updates {
+                for p in params { p.zeroGrad() }
+                let l = try objective.accumulateGradients(update: update)
+                let norm = clipGradNorm(params, maxNorm: settings.maxGradNorm)
+                guard l.isFinite, norm.isFinite else {
+                    throw TrainingError.nonFinite(step: step + 1, what: l.isFinite ? "gradient norm" : "loss",
+                                                  detail: firstNonFiniteGradient(objective.model))
+                }
+                if update == 0 { (loss, gradNorm) = (l, norm) }
+                optimizer.step(lr: lr)
+            }
+            step += 1
+            let seconds = now() - started
+            stepSeconds += seconds
+            let report = objective.finishStep(StepOutcome(step: step, learningRate: lr, loss: loss, gradNorm: gradNorm,
+                                                          seconds: seconds, updateSeconds: now() - updatesStarted))
+            onEvent(.step(report))
+            for w in report.warnings { onEvent(.warning("step \(step): \(w)")) }
+            if settings.evalEvery > 0, step % settings.evalEvery == 0 || step == settings.steps, let evaluate {
+                onEvent(.evaluation(step: step, try evaluate(step)))
+            }
+            if settings.checkpointEvery > 0, step % settings.checkpointEvery == 0 || step == settings.steps, let checkpoint {
+                try checkpoint(step)
+            }
+        }
+    }
+
+    func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+}
+
+/// Errors that stop training.
+public enum TrainingError: Error, CustomStringConvertible {
+    case nonFinite(step: Int, what: String, detail: String)
+
+    public var description: String {
+        switch self {
+        case .nonFinite(let step, let what, let detail):
+            return "step \(step): the \(what) is not finite (NaN or inf); the weights were not updated. \(detail)"
+        }
+    }
+}
+
+/// Names the first parameter whose gradient holds NaN or inf.
+func firstNonFiniteGradient(_ model: Transformer) -> String {
+    for (name, p) in model.namedParameters {
+        guard let g = p.gradValues else { continue }
+        if let i = g.firstIndex(where: { !$0.isFinite }) { return "First non-finite gradient: \(name)[\(i)] = \(g[i])." }
+    }
+    return "Every parameter gradient is finite: the loss itself overflowed."
+}
+
+extension Transformer {
+    /// Parameters with their weight-decay flag: matrices decay; biases and norm weights
+    /// (1-D tensors) do not, as in GPT-2/nanoGPT and HF's default grouping.
+    public var decayGroups: [(Tensor, decay: Bool)] {
+        parameters.map { ($0, $0.shape.count >= 2) }
+    }
+}
