@@ -27,6 +27,7 @@ let package = Package(
         .target(name: "GroveData", dependencies: ["GroveTensor", "GroveTokenizer"]),
         .target(name: "GroveTrain", dependencies: ["GroveRollout", "GroveData"], swiftSettings: fastMath),
         .target(name: "GroveStore", dependencies: ["CSQLite"]),
+        .target(name: "GroveReport", dependencies: ["GroveStore"]),
         .target(name: "GroveRollout", dependencies: ["GroveModel", "GroveTokenizer"]),
         .target(name: "Rewards", dependencies: ["GroveRollout", "GroveTasks"], path: "Rewards", exclude: ["README.md", "examples"]),
         .target(name: "GroveTasks", dependencies: ["GroveTensor"], path: "Datasets", exclude: ["README.md", "arithmetic/README.md", "arithmetic/train.jsonl",
@@ -35,7 +36,7 @@ let package = Package(
         .executableTarget(
             name: "grove",
             dependencies: [
-                "GroveModel", "GroveTokenizer", "GroveTasks", "GroveTrain", "GroveStore", "Rewards",
+                "GroveModel", "GroveTokenizer", "GroveTasks", "GroveTrain", "GroveStore", "GroveReport", "Rewards",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]),
@@ -45,6 +46,7 @@ let package = Package(
         .testTarget(name: "GroveTokenizerTests", dependencies: ["GroveTokenizer", "GroveTestSupport"]),
         .testTarget(name: "GroveModelTests", dependencies: ["GroveModel", "GroveTokenizer", "GroveTestSupport"]),
         .testTarget(name: "GroveStoreTests", dependencies: ["GroveStore"]),
+        .testTarget(name: "GroveReportTests", dependencies: ["GroveReport", "GroveStore"]),
         .testTarget(name: "GroveTasksTests", dependencies: ["GroveTasks", "GroveTestSupport"]),
         .testTarget(name: "GroveTrainTests", dependencies: ["GroveTrain", "GroveTestSupport"]),
         .testTarget(name: "RewardsTests", dependencies: ["Rewards", "GroveTestSupport"]),
