@@ -79,7 +79,7 @@ public struct HTMLReport {
             case .family(let prefix, let suffix, let labelPrefix):
                 return names.filter { $0.hasPrefix(prefix) && $0.hasSuffix(suffix) && $0.count > prefix.count + suffix.count }.sorted().compactMap { name in
                     let part = name.dropFirst(prefix.count).dropLast(suffix.count)
-                    return part.contains("/") ? nil : SVGChart.Series(name: labelPrefix + part, points: history.series(name))
+                    return part.contains("/") ? nil : SVGChart.Series(name: labelPrefix + part, points: history.series([name]))
                 }
             }
         }.filter { !$0.points.isEmpty }
@@ -204,6 +204,7 @@ public struct HTMLReport {
         table { border-collapse: collapse; font-size: 13px; } th, td { text-align: left; vertical-align: top; padding: 4px 8px; border-bottom: 1px solid #eee; }
         th { color: #555; font-weight: 600; } td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
         table.control td.bar { width: 240px; } table.control td.bar div { background: #0072B2; height: 12px; margin-top: 3px; }
-        table.rollouts { width: 100%; } table.rollouts pre { margin: 0; white-space: pre-wrap; word-break: break-word; font: 12px/1.35 ui-monospace, Menlo, Consolas, monospace; max-width: 380px; }
+        table.rollouts { width: 100%; } table.rollouts td:not(:has(pre)) { width: 1%; white-space: nowrap; }
+        table.rollouts pre { margin: 0; white-space: pre-wrap; word-break: break-word; font: 12px/1.35 ui-monospace, Menlo, Consolas, monospace; }
         """
 }

@@ -40,7 +40,6 @@ public struct ChartPoint: Equatable, Sendable {
 public struct ReportRollout: Sendable {
     public let stage: String
     public let step: Int
-    public let group: Int
     public let prompt: String
     public let completion: String
     public let finishReason: String
@@ -124,9 +123,6 @@ public final class RunHistory {
     /// metric of `names` a stage logged is taken, so that SFT's `train/learning_rate` and GRPO's
     /// `learning_rate` make one line. The line breaks before an sft_control stage: its model
     /// starts over from where the grpo stage started, not from where the stage before it ended.
-    public func series(_ names: String...) -> [ChartPoint] { series(names) }
-
-    /// `series(_:)` with the names as an array.
     public func series(_ names: [String]) -> [ChartPoint] {
         var points: [ChartPoint] = []
         for stage in stages {
@@ -144,16 +140,16 @@ public final class RunHistory {
     public func rollouts(stage: String, step: Int) throws -> [ReportRollout] {
         let ids = runs.map { String($0.id) }.joined(separator: ",")
         let rows = try store.database.query("""
-            SELECT id, group_index, prompt, completion, finish_reason, length, reward, advantage, run_id FROM rollouts
+            SELECT id, prompt, completion, finish_reason, length, reward, advantage FROM rollouts
             WHERE run_id = (SELECT max(run_id) FROM rollouts WHERE run_id IN (\(ids)) AND stage = ? AND step = ?) AND stage = ? AND step = ?
             ORDER BY group_index, sample_index
             """, [.text(stage), .int(Int64(step)), .text(stage), .int(Int64(step))])
         return try rows.map { r in
             let rewards = try store.database.query("SELECT name, value FROM rollout_rewards WHERE rollout_id = ? ORDER BY name", [.int(r.int(0) ?? 0)])
                 .map { (name: $0.text(0) ?? "", value: $0.double(1)) }
-            return ReportRollout(stage: stage, step: step, group: Int(r.int(1) ?? 0), prompt: r.text(2) ?? "", completion: r.text(3) ?? "",
-                                 finishReason: r.text(4) ?? "", length: Int(r.int(5) ?? 0), reward: r.double(6),
-                                 advantage: r.double(7) ?? 0, rewards: rewards)
+            return ReportRollout(stage: stage, step: step, prompt: r.text(1) ?? "", completion: r.text(2) ?? "",
+                                 finishReason: r.text(3) ?? "", length: Int(r.int(4) ?? 0), reward: r.double(5),
+                                 advantage: r.double(6) ?? 0, rewards: rewards)
         }
     }
 }

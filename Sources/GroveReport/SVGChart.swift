@@ -92,7 +92,7 @@ public struct SVGChart {
         svg += "<rect class=\"plot\" x=\"\(f(L.plotLeft))\" y=\"\(f(L.plotTop))\" width=\"\(f(L.plotRight - L.plotLeft))\" height=\"\(f(L.plotBottom - L.plotTop))\"/>\n"
 
         let yTicks = SVGChart.ticks(ys), xTicks = SVGChart.ticks(xs).filter { $0 == $0.rounded() }
-        let yStep = yTicks.count > 1 ? yTicks[1] - yTicks[0] : nil
+        let yStep = yTicks.count > 1 ? yTicks[1] - yTicks[0] : (ys.upperBound - ys.lowerBound) / 5
         for t in yTicks {
             svg += "<line class=\"grid\" x1=\"\(f(L.plotLeft))\" x2=\"\(f(L.plotRight))\" y1=\"\(f(py(t)))\" y2=\"\(f(py(t)))\"/>"
             svg += "<text class=\"tick\" x=\"\(f(L.plotLeft - 6))\" y=\"\(f(py(t) + 4))\" text-anchor=\"end\">\(format.text(t, step: yStep))</text>\n"
@@ -100,7 +100,9 @@ public struct SVGChart {
         for t in xTicks {
             svg += "<text class=\"tick\" x=\"\(f(px(t)))\" y=\"\(f(L.plotBottom + 16))\" text-anchor=\"middle\">\(Int(t))</text>\n"
         }
-        // A stage's label sits at its start, or at the left edge when it began before the plotted range.
+        // A stage's label sits at its start, or at the left edge when the stage began before the
+        // plotted range; a label that would run into the one before it moves down a row.
+        var labelEnd = -Double.infinity, row = 0
         for (i, m) in markers.enumerated() {
             let next = i + 1 < markers.count ? markers[i + 1].x : .infinity
             guard m.x < xs.upperBound, next > xs.lowerBound else { continue }
@@ -108,7 +110,11 @@ public struct SVGChart {
             if m.x > xs.lowerBound {
                 svg += "<line class=\"stage\" x1=\"\(f(x))\" x2=\"\(f(x))\" y1=\"\(f(L.plotTop))\" y2=\"\(f(L.plotBottom))\"/>"
             }
-            svg += "<text class=\"stage-label\" x=\"\(f(x + 4))\" y=\"\(f(L.plotTop + 12))\">\(escapeHTML(m.label))</text>\n"
+            // Kept inside the plot's right edge.
+            let textX = min(x + 4, L.plotRight - 4 - SVGChart.textWidth(m.label))
+            row = textX < labelEnd ? row + 1 : 0
+            labelEnd = textX + 4 + SVGChart.textWidth(m.label)
+            svg += "<text class=\"stage-label\" x=\"\(f(textX))\" y=\"\(f(L.plotTop + 12 + 12 * Double(row)))\">\(escapeHTML(m.label))</text>\n"
         }
 
         for (i, s) in series.enumerated() {
@@ -128,10 +134,13 @@ public struct SVGChart {
             let colour = SVGChart.palette[i % SVGChart.palette.count]
             svg += "<rect x=\"\(f(x))\" y=\"9\" width=\"14\" height=\"4\" fill=\"\(colour)\"/>"
             svg += "<text class=\"legend\" x=\"\(f(x + 19))\" y=\"15\">\(escapeHTML(s.name))</text>\n"
-            x += 30 + 6.2 * Double(s.name.count)
+            x += 30 + SVGChart.textWidth(s.name)
         }
         return svg + "</svg>"
     }
+
+    /// About how wide `text` is drawn at the chart's 11px font.
+    static func textWidth(_ text: String) -> Double { 6.2 * Double(text.count) }
 
     /// Path data for a series: `M` starts a run of finite points, `L` continues it; a NaN ends it.
     static func pathData(_ points: [ChartPoint], _ px: (Double) -> Double, _ py: (Double) -> Double) -> String {
@@ -144,11 +153,11 @@ public struct SVGChart {
         return parts.joined(separator: " ")
     }
 
-    /// About five round values (1, 2 or 5 × 10^k apart) inside `range`.
+    /// Four to six round values (1, 2 or 5 × 10^k apart) inside `range`.
     static func ticks(_ range: ClosedRange<Double>) -> [Double] {
         let span = range.upperBound - range.lowerBound
         guard span > 0, span.isFinite else { return [range.lowerBound] }
-        let raw = span / 4, magnitude = pow(10, floor(log10(raw)))
+        let raw = span / 5, magnitude = pow(10, floor(log10(raw)))
         let step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? 10 * magnitude
         var t = (range.lowerBound / step).rounded(.up) * step, out: [Double] = []
         while t <= range.upperBound + step * 1e-9 { out.append(abs(t) < step * 1e-9 ? 0 : t); t += step }
