@@ -34,7 +34,7 @@ public struct HTMLReport {
               lines: [.metric(["reward"], label: "reward"), .family(prefix: "rewards/", suffix: "/mean", labelPrefix: "")]),
         Chart(title: "Reward spread within groups", note: "each function's std", format: .number,
               lines: [.metric(["reward_std"], label: "reward std"), .family(prefix: "rewards/", suffix: "/std", labelPrefix: "")]),
-        Chart(title: "Groups with equal rewards", note: "they carry no signal", format: .percent,
+        Chart(title: "Zero-std groups and truncation", note: "equal rewards carry no signal; truncated: hit max_new_tokens", format: .percent,
               lines: [.metric(["frac_reward_zero_std"], label: "zero-std groups"), .metric(["completions/clipped_ratio"], label: "truncated completions")]),
         Chart(title: "KL to the reference", note: "", format: .number, lines: [.metric(["kl"], label: "kl")]),
         Chart(title: "Entropy", note: "nats per completion token", format: .number, lines: [.metric(["entropy"], label: "entropy")]),
@@ -86,7 +86,7 @@ public struct HTMLReport {
     }
 
     /// The whole page.
-    public func render() -> String {
+    public func render() throws -> String {
         let run = history.runs.last!
         var body = "<h1>\(escapeHTML(run.name))</h1>\n<p class=\"meta\">" + [
             "run \(history.runs.map { String($0.id) }.joined(separator: " → "))",
@@ -109,7 +109,7 @@ public struct HTMLReport {
             body += "<h2>Training</h2>\n<p class=\"note\">x: steps of all stages end to end; dashed lines mark where a stage begins.</p>\n"
             body += "<div class=\"charts\">\n\(figures)</div>\n"
         }
-        body += rolloutSamples()
+        body += try rolloutSamples()
         return """
             <!DOCTYPE html>
             <html lang="en"><head><meta charset="utf-8"><title>\(escapeHTML(run.name)) · Grove report</title>
@@ -150,13 +150,13 @@ public struct HTMLReport {
     }
 
     /// The best and worst rollouts (by reward) of the first, middle and last GRPO steps that stored rollouts.
-    func rolloutSamples(perEnd: Int = 2) -> String {
+    func rolloutSamples(perEnd: Int = 2) throws -> String {
         let steps = history.stages.flatMap { stage in (history.rolloutSteps[stage.label] ?? []).map { (stage.label, $0) } }
         guard !steps.isEmpty else { return "" }
         let picked = Set([0, steps.count / 2, steps.count - 1]).sorted().map { steps[$0] }
         var rows = ""
         for (stage, step) in picked {
-            guard let all = try? history.rollouts(stage: stage, step: step), !all.isEmpty else { continue }
+            let all = try history.rollouts(stage: stage, step: step)
             let ranked = all.sorted { ($0.reward ?? -.infinity) > ($1.reward ?? -.infinity) }
             let shown = ranked.prefix(perEnd).map { ("best", $0) } + ranked.dropFirst(perEnd).suffix(perEnd).map { ("worst", $0) }
             for (label, r) in shown {

@@ -35,7 +35,7 @@ final class HTMLReportTests: XCTestCase {
     }
 
     func testReportIsSelfContainedAndChartsSpanTheirData() throws {
-        let file = try HTMLReport.write(runDirectory: try SampleRun.write())
+        let file = try HTMLReport.write(runDirectory: try sampleRun())
         XCTAssertEqual(file.lastPathComponent, "report.html")
         let html = try String(contentsOf: file, encoding: .utf8)
         XCTAssertFalse(html.contains("http://") || html.contains("https://"), "the report fetches nothing")
@@ -66,6 +66,14 @@ final class HTMLReportTests: XCTestCase {
         XCTAssertEqual(try pathRuns(levels, series: "easy").flatMap { $0 }.count, 4)
         XCTAssertEqual(try pathRuns(levels, series: "hard").flatMap { $0 }.count, 4)
 
+        // Every chart with data: its lines together reach the plot's four edges.
+        for (title, lines) in [("Held-out accuracy by level", ["easy", "hard"]), ("Completion length", ["mean", "min", "max"]),
+                               ("Loss", ["SFT loss", "held-out loss"]), ("Learning rate", ["learning rate"]),
+                               ("GRPO step time", ["step", "generate", "score", "train"])] {
+            let chart = try XCTUnwrap(figure(html, title), title)
+            assertSpansPlot(try lines.flatMap { try pathRuns(chart, series: $0) })
+        }
+
         // Stage boundaries: 0:sft has 5 steps, 1:grpo 6, so lines at global steps 5 and 11.
         XCTAssertEqual(try XCTUnwrap(figure(html, "Loss")).components(separatedBy: "class=\"stage\"").count - 1, 2)
 
@@ -79,8 +87,8 @@ final class HTMLReportTests: XCTestCase {
     }
 
     func testMissingMetricsLeaveTheirSectionsOut() throws {
-        let html = try HTMLReport(history: RunHistory(database: try SampleRun.write().appendingPathComponent("run.sqlite"))).render()
-        for absent in ["Clip ratios", "Entropy", "Gradient norm", "Throughput", "Groups with equal rewards"] {
+        let html = try HTMLReport(history: RunHistory(database: try sampleRun().appendingPathComponent("run.sqlite"))).render()
+        for absent in ["Clip ratios", "Entropy", "Gradient norm", "Throughput", "Zero-std groups and truncation"] {
             XCTAssertNil(figure(html, absent), "\(absent) has no data")
         }
         XCTAssertFalse(html.contains("GRPO loss"), "no GRPO loss logged: no such line")
@@ -88,8 +96,7 @@ final class HTMLReportTests: XCTestCase {
     }
 
     func testRolloutTextIsEscaped() throws {
-        let html = try HTMLReport(history: RunHistory(database: try SampleRun.write().appendingPathComponent("run.sqlite"))).render()
-        XCTAssertTrue(html.contains(escapeHTML(SampleRun.completionWithHTML)))
+        let html = try HTMLReport(history: RunHistory(database: try sampleRun().appendingPathComponent("run.sqlite"))).render()
         XCTAssertTrue(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;b&gt;42&lt;/b&gt;"))
         XCTAssertFalse(html.contains("<b>42"))
         // Best and worst at the first, middle and last GRPO steps (1, 4, 6).
@@ -101,7 +108,7 @@ final class HTMLReportTests: XCTestCase {
     /// A resumed run continues the chain: the steps it logged again replace the earlier values,
     /// the stages it never reached still come from the first run.
     func testResumedRunFollowsTheChain() throws {
-        let dir = try SampleRun.write()
+        let dir = try sampleRun()
         let store = try RunStore(path: dir.appendingPathComponent("run.sqlite"))
         let resumed = try store.beginRun(name: "tiny", recipePath: nil, recipeText: nil, seed: 0, groveVersion: "test", resumedFrom: 1)
         try store.log(run: resumed, stage: "1:grpo", step: 6, metrics: [("kl", 0.5)], wallTime: 0)

@@ -1,5 +1,6 @@
 import Foundation
 import GroveStore
+import XCTest
 
 /// A small run written with RunStore's API: 5 sft steps, 6 grpo steps with rollouts, 4
 /// sft_control steps, evaluations at step 0 and after each stage.
@@ -40,6 +41,15 @@ enum SampleRun {
         }
         try eval("1:sft_control", 4, 0.35)
         try store.finishRun(run, status: .finished)
+        return dir
+    }
+}
+
+extension XCTestCase {
+    /// The sample run in a fresh folder, removed when the test ends.
+    func sampleRun() throws -> URL {
+        let dir = try SampleRun.write()
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
         return dir
     }
 }

@@ -31,7 +31,7 @@ final class ScreenshotTests: XCTestCase {
         guard let chromium = ScreenshotTests.chromium else {
             throw XCTSkip("chromium is not on PATH (apt-get install -y chromium): the report's rendering is not checked")
         }
-        let dir = try SampleRun.write()
+        let dir = try sampleRun()
         let report = try HTMLReport.write(runDirectory: dir)
         let blank = dir.appendingPathComponent("blank.html")
         try "<!DOCTYPE html><html><body></body></html>".write(to: blank, atomically: true, encoding: .utf8)
