@@ -57,8 +57,10 @@ public struct HTMLReport {
               lines: [.metric(["train/tokens_per_second", "tokens_per_second"], label: "tokens/s")]),
     ]
 
+    /// The run the report shows.
     public let history: RunHistory
 
+    /// A report of `history`; `render()` makes the page.
     public init(history: RunHistory) { self.history = history }
 
     /// Writes `runDirectory/report.html` (or `output`) from `runDirectory/run.sqlite`; returns the file written.

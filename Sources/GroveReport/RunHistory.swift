@@ -38,12 +38,15 @@ public struct ChartPoint: Equatable, Sendable {
 
 /// A rollout as the report shows it.
 public struct ReportRollout: Sendable {
+    /// The stage label and step the rollout was sampled at.
     public let stage: String
     public let step: Int
     public let prompt: String
     public let completion: String
+    /// `stop` or `length` (hit max_new_tokens), and the completion's tokens.
     public let finishReason: String
     public let length: Int
+    /// The weighted total (nil: no function scored it).
     public let reward: Double?
     public let advantage: Double
     /// Per reward function, by name (nil: not applicable to this rollout).

@@ -47,16 +47,21 @@ public struct SVGChart {
     /// The chart's size in pixels and the plot rectangle inside it (the rest holds legend and ticks).
     public enum Layout {
         public static let width = 560.0, height = 220.0
+        /// The plot rectangle: the data's smallest x maps to `plotLeft`, its largest y to `plotTop`.
         public static let plotLeft = 56.0, plotRight = width - 14, plotTop = 30.0, plotBottom = height - 26
     }
 
     /// Line colours, in series order (colour-blind safe, after Okabe & Ito).
     public static let palette = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
 
+    /// The lines, coloured from `palette` in order.
     public var series: [Series]
+    /// Where stages begin, in x order.
     public var markers: [Marker]
+    /// How the y axis's ticks read.
     public var format: ValueFormat
 
+    /// A chart of `series`, with a dashed line at each marker inside the plotted range.
     public init(series: [Series], markers: [Marker] = [], format: ValueFormat = .number) {
         self.series = series; self.markers = markers; self.format = format
     }
