@@ -3,7 +3,7 @@ SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev libsqlite3-dev pkg-config python3
 GROVE := .build/release/grove
 
-.PHONY: setup build test quickstart doctor bench bench-compare clean
+.PHONY: setup build test quickstart doctor bench bench-compare report-screenshot clean
 
 # Debian packages Grove links or loads at run time, installed only when missing.
 setup:
@@ -40,6 +40,14 @@ bench: build
 # ARGS="--rounds N" sets the rounds (default 2).
 bench-compare: build
 	python3 Tests/Benchmarks/bench_compare.py $(ARGS)
+
+# A report as a browser draws it, for a look without a desktop:
+# make report-screenshot REPORT=runs/quickstart/report.html  (writes runs/quickstart/report.png; PNG=FILE to choose)
+REPORT ?= runs/quickstart/report.html
+PNG ?= $(basename $(REPORT)).png
+report-screenshot:
+	@command -v chromium >/dev/null || { echo "installing chromium"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	chromium --headless --no-sandbox --disable-gpu --screenshot=$(abspath $(PNG)) --window-size=1200,3000 file://$(abspath $(REPORT)) 2>/dev/null
 
 clean:
 	rm -rf .build

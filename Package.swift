@@ -30,6 +30,8 @@ let package = Package(
         .target(name: "GroveTrain", dependencies: ["GroveData", "GroveModel", "GroveRollout", "GroveTensor", "GroveTokenizer"],
                 swiftSettings: fastMath),
         .target(name: "GroveStore", dependencies: ["CSQLite"]),
+        // report.html from run.sqlite.
+        .target(name: "GroveReport", dependencies: ["GroveStore"]),
         // Recipe trees and typed field reading, shared by the run layer and the rewards (no YAML library).
         .target(name: "GroveConfig"),
         .target(name: "GroveTasks", dependencies: ["GroveTensor"], path: "Datasets", exclude: ["README.md", "arithmetic/README.md", "arithmetic/train.jsonl",
@@ -43,7 +45,7 @@ let package = Package(
         .executableTarget(
             name: "grove",
             dependencies: [
-                "GroveConfig", "GroveData", "GroveModel", "GroveRollout", "GroveRun", "GroveStore", "GroveTasks", "GroveTensor",
+                "GroveConfig", "GroveData", "GroveModel", "GroveReport", "GroveRollout", "GroveRun", "GroveStore", "GroveTasks", "GroveTensor",
                 "GroveTokenizer", "GroveTrain", "Rewards",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
@@ -54,6 +56,7 @@ let package = Package(
         .testTarget(name: "GroveTokenizerTests", dependencies: ["GroveTokenizer", "GroveTestSupport"]),
         .testTarget(name: "GroveModelTests", dependencies: ["GroveModel", "GroveTokenizer", "GroveTestSupport"]),
         .testTarget(name: "GroveStoreTests", dependencies: ["GroveStore"]),
+        .testTarget(name: "GroveReportTests", dependencies: ["GroveReport", "GroveStore"]),
         .testTarget(name: "GroveTasksTests", dependencies: ["GroveTasks", "GroveTestSupport"]),
         .testTarget(name: "GroveTrainTests", dependencies: ["GroveTrain", "GroveTestSupport"]),
         .testTarget(name: "RewardsTests", dependencies: ["Rewards", "GroveTestSupport"]),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GroveReport
 import GroveRun
 import GroveTrain
 
@@ -40,7 +41,11 @@ struct Run: ParsableCommand {
         }
         defer { signals.forEach { $0.cancel() } }
         let report = try run.run()
-        let html: URL? = nil
+        let html: URL?
+        do { html = try HTMLReport.write(runDirectory: r.outputDir) } catch {
+            progress.note("warning: report.html was not written: \(error)")
+            html = nil
+        }
         progress.note(report.text(html: html))
     }
 }
