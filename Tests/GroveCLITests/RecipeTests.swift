@@ -2,6 +2,7 @@ import Foundation
 import GroveTestSupport
 import XCTest
 @testable import grove
+import GroveRun
 
 /// Every recipe in Recipes/ parses; malformed recipes fail with the file, line and key path.
 final class RecipeTests: XCTestCase {
@@ -19,7 +20,7 @@ final class RecipeTests: XCTestCase {
 
     func testQuickstartValues() throws {
         let r = try Recipe.load(path: "Recipes/quickstart.yaml")
-        guard case .sft(let sft) = r.stages[0], case .scratch(let config, _) = r.model else { return XCTFail("unexpected recipe shape") }
+        guard let sft = (r.stages[0] as? SFTStage)?.config, case .scratch(let config, _) = r.model else { return XCTFail("unexpected recipe shape") }
         XCTAssertEqual(config.modelType, .qwen2)
         XCTAssertGreaterThan(sft.steps, 0)
         XCTAssertEqual(r.data.task, .arithmetic)
@@ -27,7 +28,7 @@ final class RecipeTests: XCTestCase {
 
     func testOverrides() throws {
         let r = try Recipe.load(path: "Recipes/quickstart.yaml", overrides: ["stages.0.sft.lr=3e-4", "seed=7", "stages.0.sft.steps=5"])
-        guard case .sft(let sft) = r.stages[0] else { return XCTFail() }
+        guard let sft = (r.stages[0] as? SFTStage)?.config else { return XCTFail() }
         XCTAssertEqual(sft.learningRate, 3e-4)
         XCTAssertEqual(sft.steps, 5)
         XCTAssertEqual(r.seed, 7)
@@ -40,7 +41,7 @@ final class RecipeTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("stages.3.sft.lr"), "\($0)")
         }
         // A micro-batch size need not divide the batch: the split goes by length.
-        guard case .sft(let uneven) = try Recipe.load(path: "Recipes/quickstart.yaml", overrides: ["stages.0.sft.micro_batch_size=24"]).stages[0]
+        guard let uneven = (try Recipe.load(path: "Recipes/quickstart.yaml", overrides: ["stages.0.sft.micro_batch_size=24"]).stages[0] as? SFTStage)?.config
         else { return XCTFail() }
         XCTAssertEqual(uneven.microBatchSize, 24)
         XCTAssertEqual(uneven.batchSize, 64)
@@ -73,7 +74,7 @@ final class RecipeTests: XCTestCase {
         XCTAssertTrue(error("seed: 0", "seed: [0").hasPrefix("bad.yaml:"), "YAML syntax errors are located")
         XCTAssertTrue(error("output_dir: runs/quickstart", "outputdir: runs/quickstart").contains("(did you mean 'output_dir'?)"))
         XCTAssertEqual(error("      schedule: warmup_cosine\n", ""),
-                       "bad.yaml:\(line("warmup_steps: 50") - 1): stages.0.sft.warmup_steps: not used by schedule 'constant'; set schedule: warmup_cosine or warmup_step",
+                       "bad.yaml:\(line("warmup_steps: 50") - 1): stages.0.sft.warmup_steps: not used by schedule 'constant'; set schedule: linear, warmup_cosine or warmup_step",
                        "a schedule key the schedule does not read is not silently ignored")
         XCTAssertEqual(error("      min_lr_ratio: 0.05", "      gamma: 0.5"),
                        "bad.yaml:\(line("min_lr_ratio: 0.05")): stages.0.sft.gamma: not used by schedule 'warmup_cosine'")

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import grove
+import GroveRun
 @testable import GroveStore
 import GroveModel
 
@@ -28,6 +29,12 @@ final class RunnerTests: XCTestCase {
         return try Recipe.load(path: file.path)
     }
 
+    /// Runs a recipe as `grove run` does, without output.
+    @discardableResult
+    func run(_ recipe: Recipe, resume: Bool) throws -> RunReport {
+        try RecipeRun(recipe: recipe, resume: resume, observer: { _ in }).run()
+    }
+
     func losses(_ output: URL, metric: String = "train/loss") throws -> [Double] {
         let store = try RunStore(path: output.appendingPathComponent("run.sqlite"))
         let last = try XCTUnwrap(store.runs().last)
@@ -39,7 +46,7 @@ final class RunnerTests: XCTestCase {
     func testGRPOStageStoresRolloutsAndResumes() throws {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("grove-grpo-\(UUID().uuidString)")
         let straight = base.appendingPathComponent("straight"), resumed = base.appendingPathComponent("resumed")
-        try RecipeRunner(recipe: try recipe(output: straight, steps: 3, grpoSteps: 4), resume: false).run()
+        try run(try recipe(output: straight, steps: 3, grpoSteps: 4), resume: false)
         let rewards = try losses(straight, metric: "reward")
         XCTAssertEqual(rewards.count, 4)
         let store = try RunStore(path: straight.appendingPathComponent("run.sqlite"))
@@ -48,8 +55,8 @@ final class RunnerTests: XCTestCase {
         XCTAssertEqual(Set(rows.flatMap { $0.rewards.keys }), ["arithmetic", "length"])
         XCTAssertTrue(FileManager.default.fileExists(atPath: straight.appendingPathComponent("checkpoints/checkpoint-s01-0000004/reference/model.safetensors").path))
 
-        try RecipeRunner(recipe: try recipe(output: resumed, steps: 3, grpoSteps: 2), resume: false).run()
-        try RecipeRunner(recipe: try recipe(output: resumed, steps: 3, grpoSteps: 4), resume: true).run()
+        try run(try recipe(output: resumed, steps: 3, grpoSteps: 2), resume: false)
+        try run(try recipe(output: resumed, steps: 3, grpoSteps: 4), resume: true)
         XCTAssertEqual(try losses(resumed, metric: "reward"), Array(rewards.dropFirst(2)))
     }
 
@@ -58,7 +65,7 @@ final class RunnerTests: XCTestCase {
     /// under its own stage label, and leaves the run's final model (GRPO's) alone.
     func testSFTControlTrainsTheStartModelForTheGRPOTime() throws {
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("grove-control-\(UUID().uuidString)/run")
-        try RecipeRunner(recipe: try recipe(output: output, steps: 3, grpoSteps: 4, control: true), resume: false).run()
+        try run(try recipe(output: output, steps: 3, grpoSteps: 4, control: true), resume: false)
         let store = try RunStore(path: output.appendingPathComponent("run.sqlite"))
         let grpoSeconds = try store.stageMetric(run: 1, stage: "1:grpo", name: "time/step").map(\.value).reduce(0, +)
         let sftTimes = try store.stageMetric(run: 1, stage: "0:sft", name: "train/step_time").map(\.value)
@@ -83,7 +90,7 @@ final class RunnerTests: XCTestCase {
         let file = output.appendingPathComponent("prompts.jsonl")
         try (lines.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
         let prompts = Set(try lines.map { try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])["prompt"] as! String })
-        try RecipeRunner(recipe: try recipe(output: output, steps: 2, grpoSteps: 3, prompts: file.path), resume: false).run()
+        try run(try recipe(output: output, steps: 2, grpoSteps: 3, prompts: file.path), resume: false)
         let rows = try RunStore(path: output.appendingPathComponent("run.sqlite")).rollouts(run: 1)
         XCTAssertEqual(rows.count, 3 * 2 * 4)
         XCTAssertTrue(Set(rows.map(\.prompt)).isSubset(of: prompts), "\(Set(rows.map(\.prompt)))")
@@ -92,7 +99,7 @@ final class RunnerTests: XCTestCase {
     func testRunCheckpointsAndResumesIdentically() throws {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("grove-run-\(UUID().uuidString)")
         let straight = base.appendingPathComponent("straight"), resumed = base.appendingPathComponent("resumed")
-        try RecipeRunner(recipe: try recipe(output: straight, steps: 6), resume: false).run()
+        try run(try recipe(output: straight, steps: 6), resume: false)
         let reference = try losses(straight)
         XCTAssertEqual(reference.count, 6)
         for f in ["final/model.safetensors", "final/tokenizer.json", "checkpoints/checkpoint-s00-0000006/optimizer.safetensors"] {
@@ -103,11 +110,11 @@ final class RunnerTests: XCTestCase {
         XCTAssertEqual(try store.metric(run: 1, name: "eval/accuracy").map(\.step), [0, 3, 6])
 
         // The same run, "killed" after step 3: its only checkpoint is step 3's.
-        try RecipeRunner(recipe: try recipe(output: resumed, steps: 3), resume: false).run()
-        XCTAssertThrowsError(try RecipeRunner(recipe: try recipe(output: resumed, steps: 6), resume: false).run()) {
+        try run(try recipe(output: resumed, steps: 3), resume: false)
+        XCTAssertThrowsError(try run(try recipe(output: resumed, steps: 6), resume: false)) {
             XCTAssertTrue("\($0)".contains("--resume"), "\($0)")
         }
-        try RecipeRunner(recipe: try recipe(output: resumed, steps: 6), resume: true).run()
+        try run(try recipe(output: resumed, steps: 6), resume: true)
         XCTAssertEqual(try losses(resumed), Array(reference.dropFirst(3)))
     }
 }

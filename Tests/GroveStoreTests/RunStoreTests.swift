@@ -27,11 +27,20 @@ final class RunStoreTests: XCTestCase {
     func testRunLifecycleAndMetrics() throws {
         let store = try RunStore(path: path())
         let run = try store.beginRun(name: "t", recipePath: "r.yaml", recipeText: "seed: 1", seed: 1, groveVersion: "0.1.0")
-        try store.beginStage(run: run, index: 0, kind: "sft")
+        try store.beginStage(run: run, index: 0, label: "0:sft", kind: "sft")
         try store.log(run: run, stage: "0:sft", step: 1, metrics: [("train/loss", 2.5), ("train/grad_norm", .nan)], wallTime: 0.1)
         try store.log(run: run, stage: "0:sft", step: 2, metrics: [("train/loss", 2.0)], wallTime: 0.2)
         try store.log(run: run, stage: "0:sft", step: 2, metrics: [("train/loss", 1.9)], wallTime: 0.3)  // resumed: replaces
-        try store.endStage(run: run, index: 0)
+        try store.endStage(run: run, label: "0:sft")
+        // A grpo stage and its control share the stage index; each is a row of its own, and the
+        // grpo stage's rewards are stored with their weights.
+        try store.beginStage(run: run, index: 1, label: "1:grpo", kind: "grpo")
+        try store.recordRewards(run: run, stage: "1:grpo", rewards: [("arithmetic", "task", 1), ("length", "length", 0.1)])
+        try store.beginStage(run: run, index: 1, label: "1:sft_control", kind: "sft_control")
+        XCTAssertEqual(try store.database.query("SELECT label, kind FROM stages WHERE run_id = ? ORDER BY label", [.int(run)]).map { $0.text(1) ?? "" },
+                       ["sft", "grpo", "sft_control"])
+        XCTAssertEqual(try store.database.query("SELECT name, weight FROM stage_rewards WHERE run_id = ? ORDER BY name", [.int(run)]).map { $0.double(1) ?? 0 },
+                       [1, 0.1])
         try store.finishRun(run, status: .finished)
         let series = try store.metric(run: run, name: "train/loss")
         XCTAssertEqual(series.map(\.step), [1, 2])

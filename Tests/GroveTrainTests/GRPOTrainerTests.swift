@@ -41,8 +41,10 @@ final class GRPOTrainerTests: XCTestCase {
         let t = try trainer(rewards: [StartsWithSeven()], steps: 40, dynamic: 2)
         var rewards: [Double] = [], stored = 0
         try t.train { event in
-            if case .step(_, _, let m) = event { rewards.append(m.first { $0.0 == "reward" }!.1) }
-            if case .rollouts(_, let records) = event { stored += records.count }
+            if case .step(let report) = event {
+                rewards.append((report.metrics as! GRPOStepMetrics).reward)
+                stored += report.rollouts.count
+            }
         }
         let early = rewards.prefix(5).reduce(0, +) / 5, late = rewards.suffix(5).reduce(0, +) / 5
         XCTAssertLessThan(early, 0.3, "a random policy rarely starts with 7")
@@ -59,7 +61,7 @@ final class GRPOTrainerTests: XCTestCase {
         let initial = whole.policy.parameters.map(\.values)
         var splitRows: [Int] = []
         try whole.train { _ in }
-        try split.train { if case .rollouts(_, let r) = $0 { splitRows.append(r.count) } }
+        try split.train { if case .step(let report) = $0 { splitRows.append(report.rollouts.filter { !$0.dropped }.count) } }
         XCTAssertGreaterThan(lengthSortedMicroBatches(lengths: Array(repeating: 4, count: 32), tokenBudget: 12, partOverhead: 0).count, 8)
         XCTAssertEqual(splitRows, [32, 32])
         for (a, b) in zip(whole.policy.parameters, split.policy.parameters) {
@@ -126,7 +128,7 @@ final class GRPOTrainerTests: XCTestCase {
     func testSameSeedSameRollouts() throws {
         func texts() throws -> [String] {
             var out: [String] = []
-            try trainer(rewards: [StartsWithSeven()], steps: 2).train { if case .rollouts(_, let r) = $0 { out += r.map(\.completion.text) } }
+            try trainer(rewards: [StartsWithSeven()], steps: 2).train { if case .step(let report) = $0 { out += report.rollouts.map(\.completion.text) } }
             return out
         }
         XCTAssertEqual(try texts(), try texts())

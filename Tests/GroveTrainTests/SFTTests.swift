@@ -145,7 +145,7 @@ final class SFTTests: XCTestCase {
 
     func losses(_ t: SFTTrainer) throws -> [Double] {
         var out: [Double] = []
-        try t.train { if case .step(_, _, let m) = $0 { out.append(m.first { $0.0 == "train/loss" }!.1) } }
+        try t.train { if case .step(let report) = $0 { out.append((report.metrics as! SFTStepMetrics).loss) } }
         return out
     }
 
@@ -182,9 +182,9 @@ final class SFTTests: XCTestCase {
 
         let first = makeTrainer(file, tok, steps: 9, micro: 4, checkpointEvery: 5)
         let root = temp("ckpt")
-        first.checkpoint = { t in
-            let state = TrainerState(stageIndex: 0, step: t.step, dataPosition: t.data.position, seed: 3, runID: 1)
-            _ = try TrainingCheckpoint.save(model: t.model, tokenizer: tok, optimizer: t.optimizer, state: state, under: root)
+        first.loop.checkpoint = { [first] step in
+            let state = TrainerState(stageIndex: 0, step: step, dataPosition: first.data.position, seed: 3, runID: 1)
+            _ = try TrainingCheckpoint.save(model: first.model, tokenizer: tok, optimizer: first.optimizer, state: state, under: root)
             throw CancellationError()  // the process "dies" right after its checkpoint
         }
         XCTAssertThrowsError(try losses(first))

@@ -1,6 +1,7 @@
 import Foundation
 import GroveRollout
 import GroveTestSupport
+import Rewards
 import XCTest
 
 /// The reward-model scorer against transformers' Qwen2ForSequenceClassification (Tests/Fixtures/qwen2_reward_model).
