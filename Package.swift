@@ -49,6 +49,7 @@ let package = Package(
         .testTarget(name: "GroveTrainTests", dependencies: ["GroveTrain", "GroveTestSupport"]),
         .testTarget(name: "RewardsTests", dependencies: ["Rewards", "GroveTestSupport"]),
         .testTarget(name: "GroveCLITests", dependencies: ["grove", "GroveTestSupport"]),
+        .testTarget(name: "GroveTestSupportTests", dependencies: ["GroveTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )
