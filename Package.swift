@@ -62,6 +62,7 @@ let package = Package(
         .testTarget(name: "RewardsTests", dependencies: ["Rewards", "GroveTestSupport"]),
         .testTarget(name: "GroveCLITests", dependencies: ["grove", "GroveConfig", "GroveModel", "GroveRun", "GroveStore", "GroveTasks",
                                                           "GroveTestSupport", "GroveTrain"]),
+        .testTarget(name: "GroveTestSupportTests", dependencies: ["GroveTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,8 +1,10 @@
 import Foundation
+import XCTest
 
-/// Where tests find their data: the repository (`repoRoot`), the shared reference fixtures
-/// (`<repo>/../shared/fixtures/public`, CI clones the repository with `shared/` beside it) and
-/// Grove's own fixtures (`Tests/Fixtures`). Shared by every test target.
+/// Where tests find their data: the repository (`repoRoot`), Grove's own fixtures (`Tests/Fixtures`),
+/// the copies of the shared reference fixtures the suite reads (`Tests/Fixtures/shared`, byte-identical
+/// to `<repo>/../shared/fixtures/public`) and the shared datasets, which only CI has (it clones the
+/// repository with `shared/` beside it). Shared by every test target.
 public enum Fixtures {
     public static let repoRoot: URL = {
         var url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -12,13 +14,27 @@ public enum Fixtures {
         return url
     }()
 
-    public static let publicDir = repoRoot.deletingLastPathComponent().appendingPathComponent("shared/fixtures/public")
-    public static let modelA = publicDir.appendingPathComponent("model_a_qwen2")
     /// Small fixtures of our own, made with transformers (see Tests/Fixtures/README.md).
     public static let local = repoRoot.appendingPathComponent("Tests/Fixtures")
 
-    /// Shared datasets (`<repo>/../shared/datasets`).
-    public static let sharedDatasets = repoRoot.deletingLastPathComponent().appendingPathComponent("shared/datasets")
+    /// The reference fixtures, copied from `../shared/fixtures/public` and listed with their sha256 in `SHA256SUMS`.
+    public static let publicDir = local.appendingPathComponent("shared")
+    public static let modelA = publicDir.appendingPathComponent("model_a_qwen2")
+
+    /// The shared folder beside the repository (`<repo>/../shared`); absent from a fresh clone.
+    public static let shared = repoRoot.deletingLastPathComponent().appendingPathComponent("shared")
+    /// The originals of `publicDir`'s copies.
+    public static let sharedPublicDir = shared.appendingPathComponent("fixtures/public")
+    /// Shared datasets (`<repo>/../shared/datasets`), not copied: tests that read them `require` them.
+    public static let sharedDatasets = shared.appendingPathComponent("datasets")
+
+    /// `url` when it exists; otherwise skips the test, naming the missing path.
+    public static func require(_ url: URL) throws -> URL {
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw XCTSkip("\(url.path) not found (only CI clones the repository with shared/ beside it)")
+        }
+        return url
+    }
 
     /// A JSON object file.
     public static func json(_ url: URL) throws -> [String: Any] {

@@ -5,7 +5,7 @@ import XCTest
 @testable import GroveTrain
 
 /// The GRPO loss, its gradient and its metrics against TRL 1.16's own `_compute_loss`, and the
-/// group advantages against TRL's (`../shared/fixtures/public/grpo_*.json`).
+/// group advantages against TRL's (`Tests/Fixtures/shared/grpo_*.json`).
 final class GRPOMathTests: XCTestCase {
     func json(_ name: String) throws -> [String: Any] { try Fixtures.json(Fixtures.publicDir.appendingPathComponent(name)) }
 

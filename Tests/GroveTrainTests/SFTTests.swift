@@ -45,7 +45,7 @@ final class SFTTests: XCTestCase {
     }
 
     func testFieldMappingOnGSM8K() throws {
-        let file = try JSONLFile(url: Fixtures.sharedDatasets.appendingPathComponent("gsm8k/test.jsonl"))
+        let file = try JSONLFile(url: Fixtures.require(Fixtures.sharedDatasets.appendingPathComponent("gsm8k/test.jsonl")))
         let ex = try file.example(0, format: .fields(prompt: "question", completion: "answer"), tokenizer: try tokenizer())
         XCTAssertFalse(ex.prompt.isEmpty)
         XCTAssertTrue(ex.completion.contains("####"))
