@@ -56,6 +56,7 @@ extension JSONLFile {
             }
             return s
         }
+        /// The field's messages; `expected` says what it should have held when it does not hold them.
         func chat(_ field: String, expected: String) throws -> [ChatMessage] {
             let list = try value(field) as? [[String: Any]] ?? []
             let messages = list.compactMap { m -> ChatMessage? in
@@ -68,14 +69,14 @@ extension JSONLFile {
             return messages
         }
         let id = (row["id"] as? String) ?? (row["id"].map { "\($0)" } ?? "\(url.lastPathComponent):\(line)")
-        let hasCompletion: (String) -> Bool = { completionRequired || row[$0] != nil }
+        let readsCompletion: (String) -> Bool = { completionRequired || row[$0] != nil }
         switch format {
         case .fields(let p, let c):
             if try value(p) is String {
-                return Example(id: id, prompt: try text(p), completion: hasCompletion(c) ? try text(c) : "", row: row)
+                return Example(id: id, prompt: try text(p), completion: readsCompletion(c) ? try text(c) : "", row: row)
             }
             let prompt = try chat(p, expected: "a string or " + chatShape)
-            let reply = hasCompletion(c) ? try chat(c, expected: chatShape + ", as the prompt is") : []
+            let reply = readsCompletion(c) ? try chat(c, expected: chatShape + ", as the prompt is") : []
             let rendered = tokenizer.renderChat(prompt: prompt, reply: reply)
             return Example(id: id, prompt: rendered.prompt, completion: rendered.completion, row: row)
         case .messages(let field):
