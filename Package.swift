@@ -57,6 +57,8 @@ let package = Package(
         .testTarget(name: "GroveModelTests", dependencies: ["GroveModel", "GroveTokenizer", "GroveTestSupport"]),
         .testTarget(name: "GroveStoreTests", dependencies: ["GroveStore"]),
         .testTarget(name: "GroveReportTests", dependencies: ["GroveReport", "GroveStore"]),
+        .testTarget(name: "GroveDataTests", dependencies: ["GroveData", "GroveTokenizer", "GroveTestSupport"]),
+        .testTarget(name: "GroveRolloutTests", dependencies: ["GroveRollout", "GroveModel", "GroveTokenizer", "GroveTestSupport"]),
         .testTarget(name: "GroveTasksTests", dependencies: ["GroveTasks", "GroveTestSupport"]),
         .testTarget(name: "GroveTrainTests", dependencies: ["GroveTrain", "GroveTestSupport"]),
         .testTarget(name: "RewardsTests", dependencies: ["Rewards", "GroveTestSupport"]),

@@ -6,6 +6,8 @@ public enum DataError: Error, CustomStringConvertible {
     case malformedLine(file: String, line: Int, reason: String)
     case missingField(file: String, line: Int, field: String, available: [String])
     case wrongFieldType(file: String, line: Int, field: String, expected: String)
+    /// A chat with no final assistant turn where a completion is required (SFT).
+    case noReply(file: String, line: Int, field: String, lastRole: String)
     case empty(file: String)
 
     public var description: String {
@@ -15,6 +17,8 @@ public enum DataError: Error, CustomStringConvertible {
         case .missingField(let f, let l, let field, let available):
             return "\(f):\(l): no field '\(field)' (the row has: \(available.sorted().joined(separator: ", "))); map fields in the recipe's data section"
         case .wrongFieldType(let f, let l, let field, let expected): return "\(f):\(l): field '\(field)' should be \(expected)"
+        case .noReply(let f, let l, let field, let role):
+            return "\(f):\(l): the chat in '\(field)' ends with a \(role) turn, not the assistant's reply to train on; prompt-only rows are for GRPO prompts"
         case .empty(let f): return "\(f): holds no rows"
         }
     }

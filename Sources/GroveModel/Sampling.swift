@@ -4,8 +4,9 @@ import GroveTensor
 /// How the next token is drawn from the logits.
 ///
 /// With p = softmax(logits / temperature): min-p keeps tokens with p ≥ minP · max p, top-k the k
-/// most likely, top-p the smallest most-likely set whose mass reaches topP; the draw is from
-/// the kept tokens, renormalised. Temperature 0 is greedy.
+/// most likely (and those tied with the k-th), top-p the smallest most-likely set whose mass
+/// reaches topP (ties broken by lower id); the draw is from the tokens all three keep,
+/// renormalised. Temperature 0 is greedy (the first of tied maxima).
 public struct SamplingOptions: Equatable {
     public var temperature: Float
     public var topK: Int?
@@ -56,7 +57,11 @@ public func sampleToken(_ logits: UnsafePointer<Float>, vocab V: Int, options: S
         let floor = (options.minP.map(Double.init) ?? 0) * p(best)
         candidates = (0..<V).compactMap { v in let q = p(v); return q >= floor ? (v, q) : nil }
         candidates.sort { $0.p > $1.p || ($0.p == $1.p && $0.token < $1.token) }
-        if let k = options.topK, k > 0, candidates.count > k { candidates.removeLast(candidates.count - k) }
+        if let k = options.topK, k > 0, candidates.count > k {
+            // Tokens tied with the k-th stay, as vLLM and transformers keep them.
+            let kth = candidates[k - 1].p
+            candidates.removeAll { $0.p < kth }
+        }
         if let topP = options.topP, topP < 1 {
             var mass = 0.0, keep = 0
             for c in candidates { mass += c.p; keep += 1; if mass >= Double(topP) { break } }

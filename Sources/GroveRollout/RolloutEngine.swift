@@ -53,9 +53,11 @@ public struct RolloutEngine {
             }
         }
         let stops = stopStrings
+        // Only the tail can complete a stop string, and a token decodes to at least one byte:
+        // a stop string of n bytes lies within the last n tokens, so only those are decoded.
+        let window = stops.map(\.utf8.count).max() ?? 0
         let shouldStop: ((Int, [Int32]) -> Bool)? = stops.isEmpty ? nil : { _, tokens in
-            // Only the tail can complete a stop string: decode the last few tokens.
-            let tail = tokenizer.decode(tokens.suffix(8).map(Int.init))
+            let tail = tokenizer.decode(tokens.suffix(window).map(Int.init))
             return stops.contains { tail.contains($0) }
         }
         let generated = model.generate(prompts: batch, options: options, rngs: rngs, shouldStop: shouldStop)
