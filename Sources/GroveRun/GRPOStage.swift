@@ -19,6 +19,7 @@ public struct GRPOStage: RecipeStage {
     /// settings) for the wall time the GRPO steps took, and report both (`SFTControl`).
     public var sftControl: Bool
 
+    public var steps: Int { config.steps }
     public var maxSequenceLength: Int { 512 + config.sampling.maxNewTokens }
 
     enum LossKind: String, CaseIterable { case grpo, bnpo, dapo, dr_grpo }

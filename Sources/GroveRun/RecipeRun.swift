@@ -37,11 +37,16 @@ public final class RecipeRun {
     /// Seconds since the run started.
     public var elapsed: Double { Date().timeIntervalSince(started) }
 
-    /// Whether `output_dir` holds a run that finished: there is nothing to resume.
+    /// Whether `output_dir` holds a run of this recipe that finished: its last run ended
+    /// `finished` and its newest checkpoint (if any) is the last stage's last step, so `--resume`
+    /// has nothing to do. (A finished run whose recipe now asks for more steps can be resumed.)
     public var isFinished: Bool {
         let db = recipe.outputDir.appendingPathComponent("run.sqlite")
-        guard FileManager.default.fileExists(atPath: db.path), let last = try? RunStore(path: db).runs().last else { return false }
-        return last.status == .finished
+        guard FileManager.default.fileExists(atPath: db.path), let last = try? RunStore(path: db).runs().last,
+              last.status == .finished else { return false }
+        guard let latest = TrainingCheckpoint.latest(under: checkpoints) else { return true }
+        guard let state = try? TrainingCheckpoint.loadState(from: latest).state else { return false }
+        return state.stageIndex == recipe.stages.count - 1 && state.step >= recipe.stages[state.stageIndex].steps
     }
 
     /// Runs every stage (from the newest checkpoint when resuming) and returns the report.

@@ -26,7 +26,8 @@ public struct RunData {
             evalRows = Array(split.eval.prefix(recipe.eval.samples))
         }
         self.trainRows = trainRows
-        let examples = try evalRows.map { try evalFile.example($0, format: recipe.data.format, tokenizer: tokenizer) }
+        // Prompt-only rows (a GRPO recipe's data) are evaluated by their checker; their held-out loss has no targets.
+        let examples = try evalRows.map { try evalFile.example($0, format: recipe.data.format, tokenizer: tokenizer, completionRequired: false) }
         let task = recipe.data.task
         var evaluator = Evaluator(examples: examples, tokenizer: tokenizer, maxNewTokens: recipe.eval.maxNewTokens,
                                   maxLength: recipe.stages.map(\.maxSequenceLength).max() ?? 256,
@@ -55,7 +56,7 @@ extension Recipe {
                 let blank = try Tokenizer.train(corpus: [], vocabSize: 256 + 3, specialTokens: Recipe.specialTokens)
                 var corpus: [String] = []
                 for i in 0..<min(trainFile.count, 5000) {
-                    let ex = try trainFile.example(i, format: data.format, tokenizer: blank)
+                    let ex = try trainFile.example(i, format: data.format, tokenizer: blank, completionRequired: false)
                     corpus.append(ex.prompt + ex.completion)
                 }
                 tokenizer = try Tokenizer.train(corpus: corpus, vocabSize: vocabSize, specialTokens: Recipe.specialTokens)

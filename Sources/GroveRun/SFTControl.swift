@@ -10,6 +10,7 @@ import GroveTrain
 public struct SFTControl: Stage {
     public let kind = "sft_control"
     public let config: SFTConfig
+    public var steps: Int { config.steps }
     public var maxSequenceLength: Int { config.maxLength }
 
     /// Index and settings of the sft stage nearest before stage `index`: what a control repeats.

@@ -8,6 +8,7 @@ public struct SFTStage: RecipeStage {
 
     public init(config: SFTConfig) { self.config = config }
 
+    public var steps: Int { config.steps }
     public var maxSequenceLength: Int { config.maxLength }
 
     public static func read(_ value: RecipeValue, path: String, _ r: RecipeReader) throws -> SFTStage {

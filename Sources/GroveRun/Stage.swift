@@ -11,6 +11,8 @@ import GroveTrain
 public protocol Stage {
     /// The stage's kind, as run.sqlite and the progress output name it.
     var kind: String { get }
+    /// The steps the stage runs.
+    var steps: Int { get }
     /// The longest sequence the stage trains on, in tokens: the held-out loss must fit it too.
     var maxSequenceLength: Int { get }
     /// Runs the stage to its last step, resuming where `context.resume` says.
