@@ -4,7 +4,14 @@ import PackageDescription
 // Release builds drop Swift's overflow/bounds traps in the numeric core only:
 // the kernels there work on unsafe buffer pointers whose bounds are checked once,
 // at the op boundary, with `precondition`s that -Ounchecked keeps out of the hot loops.
-let fastMath: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+//
+// SwiftPM refuses unsafe flags in a package that another depends on by version: such a consumer
+// (or anyone) builds with GROVE_PORTABLE_FLAGS=1 set, which drops them (the checks stay in the
+// kernels' loops: slower release builds, same results). Depending on Grove by path or branch
+// keeps them.
+let portable = Context.environment["GROVE_PORTABLE_FLAGS"] != nil
+let fastMath: [SwiftSetting] = portable ? [] : [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+let fastC: [CSetting] = portable ? [] : [.unsafeFlags(["-O3"])]
 
 let package = Package(
     name: "Grove",
@@ -21,7 +28,7 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // The decode-step GEMM, in C for its per-instruction-set builds (target_clones).
-        .target(name: "CGroveKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "CGroveKernels", cSettings: fastC),
         .target(name: "GroveTensor", dependencies: ["CGroveKernels"], swiftSettings: fastMath),
         .target(name: "GroveTokenizer"),
         .target(name: "GroveModel", dependencies: ["GroveTensor"], swiftSettings: fastMath),
