@@ -10,6 +10,15 @@ public enum TaskKind: String, CaseIterable {
     /// GSM8K-style: the number after the last `####` equals the number after `####` in the reference field.
     case gsm8k
 
+    /// What a row lacks for this checker to judge it (nil: nothing): without it every
+    /// completion would silently score 0.
+    public func missingReference(in row: [String: Any]) -> String? {
+        switch self {
+        case .arithmetic, .gsm8k: return row["answer"] is String ? nil : "a text field 'answer' (the reference answer)"
+        case .countdown: return row["numbers"] is [Int] && row["target"] is Int ? nil : "fields 'numbers' (a list of integers) and 'target' (an integer)"
+        }
+    }
+
     /// Judges a completion against the dataset row it answers. `referenceField` names the
     /// row's field with the reference answer for `.gsm8k` (its `answer` by default).
     public func isCorrect(_ completion: String, row: [String: Any], referenceField: String = "answer") -> Bool {

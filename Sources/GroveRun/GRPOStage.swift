@@ -82,11 +82,15 @@ public struct GRPOStage: RecipeStage {
         }
     }
 
+    /// Its prompts; with `data.task` set they must hold what the checker reads (the `task`
+    /// reward's default, and a reward of 0 for every completion without it).
+    public func dataNeeds(_ recipe: Recipe) -> [DataNeed] { [DataNeed(file: prompts, completion: false, checkerFields: true)] }
+
     public func run(_ context: StageContext) throws {
         let controlStart = sftControl ? try SFTControl.startModel(context) : nil
         let promptFile = try prompts.map { try JSONLFile(url: $0) }
         let stream = context.stream(file: promptFile, maxLength: 1 << 20)
-        let rewardContext = RewardContext(task: context.recipe.data.task, warn: { context.log.handle(.warning($0)) })
+        let rewardContext = RewardContext(task: context.recipe.data.task, warn: context.log.warn)
         let built = try rewards.map { (reward: try $0.build(rewardContext), weight: $0.weight) }
         try context.run.store.recordRewards(run: context.run.runID, stage: context.label,
                                             rewards: zip(rewards, built).map { (name: $1.reward.name, kind: $0.key, weight: $0.weight) })
@@ -102,7 +106,7 @@ public struct GRPOStage: RecipeStage {
         context.finish(steps: trainer.step, stepSeconds: trainer.loop.stepSeconds)
         if let controlStart {
             // The control is compared with GRPO's end: that evaluation comes first.
-            context.log.evaluateAtEndIfNeeded(context.data.evaluator, model: context.model, step: trainer.step)
+            try context.log.evaluateAtEndIfNeeded(context.data.evaluator, model: context.model, step: trainer.step)
             let control = try SFTControl(grpoStage: context.index, grpoSeconds: trainer.loop.stepSeconds, context: context)
             try context.runSubstage(control, label: "\(context.index):\(control.kind)", model: controlStart)
         }

@@ -29,6 +29,8 @@ public struct Recipe {
     public var data: DataSpec
     public var stages: [any RecipeStage]
     public var eval: EvalSpec
+    /// Checkpoints kept in `output_dir/checkpoints` (the newest; older ones are removed).
+    public var keepCheckpoints: Int
 
     /// Where the model comes from.
     public enum ModelSource {
@@ -65,7 +67,7 @@ public struct Recipe {
 }
 
 extension Recipe {
-    public static let topKeys = ["name", "seed", "output_dir", "model", "data", "stages", "eval"]
+    public static let topKeys = ["name", "seed", "output_dir", "model", "data", "stages", "eval", "keep_checkpoints"]
 
     /// Reads and checks a recipe from its parsed tree; `text` is kept for run.sqlite.
     public init(_ root: RecipeValue, file: String, text: String) throws {
@@ -76,6 +78,7 @@ extension Recipe {
         name = try top.string("name") ?? URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
         seed = UInt64(try top.int("seed", default: 0, min: 0))
         outputDir = URL(fileURLWithPath: try top.string("output_dir") ?? "runs/\(name)")
+        keepCheckpoints = try top.int("keep_checkpoints", default: 3, min: 1)
         model = try Recipe.readModel(try top.required("model"), r)
         data = try Recipe.readData(try top.required("data"), r)
         let evalFields = try top["eval"].map { try r.mapping($0, "eval", allowed: ["samples", "max_new_tokens", "pass_k"]) }

@@ -52,16 +52,16 @@ public final class RecipeRun {
     /// Runs every stage (from the newest checkpoint when resuming) and returns the report.
     public func run() throws -> RunReport {
         try FileManager.default.createDirectory(at: recipe.outputDir, withIntermediateDirectories: true)
-        let latest = TrainingCheckpoint.latest(under: checkpoints)
-        if latest != nil && !resume {
+        let lock = try OutputLock(folder: recipe.outputDir)
+        defer { withExtendedLifetime(lock) {} }
+        if TrainingCheckpoint.latest(under: checkpoints) != nil && !resume {
             throw RunError("\(recipe.outputDir.path) already holds checkpoints of an earlier run: pass --resume to continue it, or remove the folder (or change output_dir) to start over")
         }
-        let restored = try latest.map { dir -> ResumePoint in
-            let (state, optimizer) = try TrainingCheckpoint.loadState(from: dir)
-            return ResumePoint(directory: dir, state: state, optimizer: optimizer)
-        }
+        let restored = resume ? try newestUsableCheckpoint() : nil
         for t in restored?.state.finishedStages ?? [] { timings[t.stage] = t }
         store = try RunStore(path: recipe.outputDir.appendingPathComponent("run.sqlite"))
+        // Holding the lock, any run still marked `running` is one whose process died unannounced.
+        for id in try store.markStaleRunsKilled() { observer(.warning("run \(id) in run.sqlite had stopped without a word (killed?); marked killed")) }
         runID = try store.beginRun(name: recipe.name, recipePath: recipe.file, recipeText: recipe.text, seed: recipe.seed,
                                    groveVersion: GroveVersion.string, resumedFrom: restored?.state.runID)
         do {
@@ -74,6 +74,32 @@ public final class RecipeRun {
         }
     }
 
+    /// The newest checkpoint that loads and fits this recipe. A damaged one (a disk error, a
+    /// hand edit) is passed over with a warning for the one before it, so one bad folder does
+    /// not cost the whole run.
+    func newestUsableCheckpoint() throws -> ResumePoint? {
+        let all = TrainingCheckpoint.all(under: checkpoints)
+        for dir in all.reversed() {
+            do {
+                let (state, optimizer) = try TrainingCheckpoint.loadState(from: dir)
+                guard recipe.stages.indices.contains(state.stageIndex) else {
+                    throw TrainingError.badCheckpoint("it is of stage \(state.stageIndex); the recipe has \(recipe.stages.count)")
+                }
+                let steps = recipe.stages[state.stageIndex].steps
+                guard (0...steps).contains(state.step) else {
+                    throw TrainingError.badCheckpoint("it is at step \(state.step) of stage \(state.stageIndex), which has \(steps)")
+                }
+                let model = try Transformer.load(from: dir), tokenizer = try Tokenizer(directory: dir)
+                if state.hasReference { _ = try Transformer.load(from: dir.appendingPathComponent("reference")) }
+                return ResumePoint(directory: dir, state: state, optimizer: optimizer, model: model, tokenizer: tokenizer)
+            } catch {
+                observer(.warning("\(dir.path) is not usable (\(error)); trying the checkpoint before it"))
+            }
+        }
+        if !all.isEmpty { throw RunError("no checkpoint under \(checkpoints.path) can be resumed (see the warnings above)") }
+        return nil
+    }
+
     /// Records the run as interrupted (a signal): its checkpoints stay, `--resume` continues it.
     public func markInterrupted(_ reason: String) {
         if let store { try? store.finishRun(runID, status: .interrupted, error: reason) }
@@ -82,8 +108,9 @@ public final class RecipeRun {
     func execute(from restored: ResumePoint?) throws -> RunReport {
         let blas = BLAS.shared
         observer(.note("Grove \(GroveVersion.string) · \(recipe.name) · seed \(recipe.seed) · BLAS \(blas.coreName), \(blas.threads) threads"))
+        try recipe.checkRows(tokenizer: try recipe.rowTokenizer())
         let trainFile = try JSONLFile(url: recipe.data.train)
-        let (model, tokenizer) = try recipe.buildModel(from: restored?.directory, trainFile: trainFile)
+        let (model, tokenizer) = try restored.map { ($0.model, $0.tokenizer) } ?? recipe.buildModel(trainFile: trainFile)
         self.tokenizer = tokenizer
         observer(.note("model: \(model.config.modelType.rawValue), \(model.parameterCount.formatted()) parameters, vocabulary \(tokenizer.vocabSize)"))
         let data = try RunData(recipe: recipe, trainFile: trainFile, tokenizer: tokenizer)
@@ -129,7 +156,7 @@ public final class RecipeRun {
         try stage.run(context)
         // A substage (the SFT control) reports its own time.
         let seconds = elapsed - stageStart - outcomes[outcomesBefore...].reduce(0) { $0 + $1.seconds }
-        log.evaluateAtEndIfNeeded(data.evaluator, model: model, step: log.lastStep)
+        try log.evaluateAtEndIfNeeded(data.evaluator, model: model, step: log.lastStep)
         try store.endStage(run: runID, label: label)
         let outcome = StageOutcome(label: label, kind: stage.kind, steps: log.lastStep, seconds: seconds, tokens: log.tokens,
                                    start: startEvaluation, end: log.lastEvaluation!)
@@ -145,6 +172,7 @@ public final class RecipeRun {
         let dir = try TrainingCheckpoint.save(model: model, tokenizer: tokenizer, optimizer: optimizer, state: state,
                                               reference: reference, under: checkpoints)
         observer(.note("checkpoint: \(dir.path)"))
+        try TrainingCheckpoint.prune(under: checkpoints, keep: recipe.keepCheckpoints)
     }
 }
 

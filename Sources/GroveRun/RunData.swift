@@ -41,9 +41,8 @@ extension Recipe {
     /// Special tokens of a tokenizer trained for a new model (ChatML's, as Qwen2's).
     static let specialTokens = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
-    /// The model and tokenizer: from the checkpoint being resumed, a Hugging Face folder, or made new.
-    func buildModel(from checkpoint: URL?, trainFile: JSONLFile) throws -> (Transformer, Tokenizer) {
-        if let checkpoint { return (try Transformer.load(from: checkpoint), try Tokenizer(directory: checkpoint)) }
+    /// The model and tokenizer a run starts from: a Hugging Face folder, or made new.
+    func buildModel(trainFile: JSONLFile) throws -> (Transformer, Tokenizer) {
         switch model {
         case .pretrained(let dir):
             return (try Transformer.load(from: dir), try Tokenizer(directory: dir))

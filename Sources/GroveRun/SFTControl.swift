@@ -48,6 +48,8 @@ public struct SFTControl: Stage {
         context.log.note("sft_control: \(config.steps) SFT steps from the model stage \(grpoStage) started from (GRPO took \(RunClock.format(grpoSeconds)), SFT \(String(format: "%.2f", timing.secondsPerStep)) s a step)")
     }
 
+    public func dataNeeds(_ recipe: Recipe) -> [DataNeed] { [DataNeed(file: nil, completion: true, checkerFields: false)] }
+
     public func run(_ context: StageContext) throws {
         try SFTTrainer(model: context.model, data: context.stream(maxLength: config.maxLength), config: config)
             .train(onEvent: context.log.handle)

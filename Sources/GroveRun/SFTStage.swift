@@ -30,6 +30,8 @@ public struct SFTStage: RecipeStage {
             checkpointEvery: try s.int("checkpoint_every", default: 0, min: 0)))
     }
 
+    public func dataNeeds(_ recipe: Recipe) -> [DataNeed] { [DataNeed(file: nil, completion: true, checkerFields: false)] }
+
     public func run(_ context: StageContext) throws {
         let stream = context.stream(maxLength: config.maxLength)
         let trainer = SFTTrainer(model: context.model, data: stream, config: config)

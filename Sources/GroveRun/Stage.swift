@@ -15,6 +15,8 @@ public protocol Stage {
     var steps: Int { get }
     /// The longest sequence the stage trains on, in tokens: the held-out loss must fit it too.
     var maxSequenceLength: Int { get }
+    /// The rows the stage will read, checked before any training (`DataCheck`).
+    func dataNeeds(_ recipe: Recipe) -> [DataNeed]
     /// Runs the stage to its last step, resuming where `context.resume` says.
     func run(_ context: StageContext) throws
 }
@@ -62,6 +64,9 @@ public struct ResumePoint {
     public let directory: URL
     public let state: TrainerState
     public let optimizer: [String: Tensor]
+    /// The checkpoint's model and tokenizer, loaded (and so checked) when it was chosen.
+    public let model: Transformer
+    public let tokenizer: Tokenizer
 }
 
 /// What a stage gets from the run: the model, tokenizer and data, its place in the run, where

@@ -38,35 +38,40 @@ public final class StageLog {
     }
 
     /// Handles one trainer event.
-    public func handle(_ event: TrainingEvent) {
+    /// Handles one trainer event. A step that cannot be written to run.sqlite stops the run:
+    /// training on without a record would lose every later step's metrics too.
+    public func handle(_ event: TrainingEvent) throws {
         switch event {
         case .step(let report):
             do {
                 try store.logStep(run: runID, stage: label, step: report.step, rollouts: report.rollouts.map(StageLog.stored),
                                   metrics: report.metrics.named, wallTime: clock())
-            } catch { observer(.warning("could not write step \(report.step) to run.sqlite: \(error)")) }
+            } catch { throw RunError("could not write step \(report.step) of \(label) to run.sqlite (\(error)); the run stops after a checkpoint of the step") }
             tokens += report.tokens
             lastStep = report.step
             observer(.step(label: label, kind: kind, report))
         case .evaluation(let step, let metrics):
-            evaluated(metrics, step: step)
+            try evaluated(metrics, step: step)
         case .warning(let text):
-            observer(.warning(text))
+            warn(text)
         }
     }
 
     /// Records a held-out evaluation of the stage: run.sqlite, the observer, `lastEvaluation`.
-    public func evaluated(_ metrics: EvalMetrics, step: Int) {
+    public func evaluated(_ metrics: EvalMetrics, step: Int) throws {
         do { try store.log(run: runID, stage: label, step: step, metrics: metrics.named, wallTime: clock()) }
-        catch { observer(.warning("could not write the evaluation of step \(step) to run.sqlite: \(error)")) }
+        catch { throw RunError("could not write the evaluation of step \(step) of \(label) to run.sqlite: \(error)") }
         lastEvaluation = metrics
         observer(.evaluation(label: label, kind: kind, step: step, metrics))
     }
 
     /// Evaluates the model at the end of a stage that has not evaluated it there (no `eval_every`).
-    public func evaluateAtEndIfNeeded(_ evaluator: Evaluator, model: Transformer, step: Int) {
-        if lastEvaluation == nil { evaluated(evaluator.evaluate(model).metrics, step: step) }
+    public func evaluateAtEndIfNeeded(_ evaluator: Evaluator, model: Transformer, step: Int) throws {
+        if lastEvaluation == nil { try evaluated(evaluator.evaluate(model).metrics, step: step) }
     }
+
+    /// A problem that does not stop the run.
+    public func warn(_ text: String) { observer(.warning(text)) }
 
     /// A line of information for the run's output.
     public func note(_ text: String) { observer(.note(text)) }

@@ -3,6 +3,9 @@
 public struct Migration {
     public let name: String
     public let sql: String
+    /// The migration rebuilds a table other tables reference: it runs with foreign keys off and
+    /// is checked after (SQLite's procedure for schema changes ALTER TABLE cannot make).
+    public var rebuildsReferencedTable = false
 
     public static let all: [Migration] = [
         Migration(name: "0001_runs_and_metrics", sql: """
@@ -94,5 +97,25 @@ public struct Migration {
                 PRIMARY KEY (run_id, stage, name)
             );
             """),
+        // A run whose process died without a word is marked `killed` (the status check gains it).
+        Migration(name: "0004_killed_runs", sql: """
+            CREATE TABLE runs_with_killed (
+                id INTEGER PRIMARY KEY,
+                name TEXT NOT NULL,
+                recipe_path TEXT,
+                recipe_text TEXT,
+                seed INTEGER NOT NULL,
+                grove_version TEXT NOT NULL,
+                started_at TEXT NOT NULL,
+                ended_at TEXT,
+                status TEXT NOT NULL CHECK (status IN ('running', 'finished', 'failed', 'interrupted', 'killed')),
+                error TEXT,
+                resumed_from INTEGER REFERENCES runs(id)
+            );
+            INSERT INTO runs_with_killed SELECT id, name, recipe_path, recipe_text, seed, grove_version, started_at, ended_at, status,
+                                                error, resumed_from FROM runs;
+            DROP TABLE runs;
+            ALTER TABLE runs_with_killed RENAME TO runs;
+            """, rebuildsReferencedTable: true),
     ]
 }

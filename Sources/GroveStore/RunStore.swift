@@ -3,6 +3,9 @@ import Foundation
 /// A run's lifecycle state, as stored in `runs.status`.
 public enum RunStatus: String {
     case running, finished, failed, interrupted
+    /// Found `running` by a later run while no process held the output folder: the process died
+    /// without a word (SIGKILL, power loss).
+    case killed
 }
 
 /// One row of `runs`.
@@ -43,10 +46,16 @@ public final class RunStore {
             throw StoreError(path: database.path, sql: "", message: "written by a newer Grove (migration '\(unknown)' is unknown here); upgrade Grove to read it")
         }
         for m in Migration.all where !applied.contains(m.name) {
+            // The pragma is a no-op inside a transaction, so it goes around it.
+            if m.rebuildsReferencedTable { try database.execute("PRAGMA foreign_keys=OFF; PRAGMA legacy_alter_table=ON") }
             try database.transaction {
                 try database.execute(m.sql)
+                if m.rebuildsReferencedTable, let broken = try database.query("PRAGMA foreign_key_check").first {
+                    throw StoreError(path: database.path, sql: m.name, message: "migration leaves a broken reference in \(broken.text(0) ?? "?")")
+                }
                 try database.run("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)", [.text(m.name), .text(RunStore.now())])
             }
+            if m.rebuildsReferencedTable { try database.execute("PRAGMA legacy_alter_table=OFF; PRAGMA foreign_keys=ON") }
         }
         try database.execute("PRAGMA user_version = \(Migration.all.count)")
     }
@@ -95,6 +104,18 @@ public final class RunStore {
     /// repeating it) replaces its values. NaN and ±inf are stored as NULL (SQL has no NaN).
     public func log(run: Int64, stage: String, step: Int, metrics: [(String, Double)], wallTime: Double) throws {
         try logStep(run: run, stage: stage, step: step, rollouts: [], metrics: metrics, wallTime: wallTime)
+    }
+
+    /// Marks runs still `running` as `killed`: called by a run that holds the output folder's
+    /// lock, so no process is writing them. Returns their ids.
+    @discardableResult
+    public func markStaleRunsKilled() throws -> [Int64] {
+        let stale = try database.query("SELECT id FROM runs WHERE status = 'running'").compactMap { $0.int(0) }
+        for id in stale {
+            try database.run("UPDATE runs SET status = 'killed', error = ? WHERE id = ?",
+                             [.text("the process stopped without recording why (killed?); found by a later run"), .int(id)])
+        }
+        return stale
     }
 
     /// Every run, oldest first.

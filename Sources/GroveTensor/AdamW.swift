@@ -49,11 +49,19 @@ public final class AdamW {
 
     /// Restores `state()`; shapes must match the parameters.
     public func loadState(_ state: [String: Tensor]) throws {
-        guard let step = state["step"] else { throw TensorError.badOptimizerState("no 'step' entry") }
+        guard let step = state["step"], step.count == 1 else { throw TensorError.badOptimizerState("no 'step' entry") }
+        // Checked here, where the file's values enter: Int(NaN) would trap, and a NaN moment
+        // would poison every later update.
+        guard step.item.isFinite, step.item >= 0, step.item < 1e12 else {
+            throw TensorError.badOptimizerState("'step' is \(step.item), not a step count")
+        }
         for i in parameters.indices {
             for (name, mine) in [("m.\(i)", m[i]), ("v.\(i)", v[i])] {
                 guard let saved = state[name], saved.shape == mine.shape else {
                     throw TensorError.badOptimizerState("'\(name)' missing or not of shape \(mine.shape)")
+                }
+                if let bad = saved.buffer.first(where: { !$0.isFinite || (name.hasPrefix("v") && $0 < 0) }) {
+                    throw TensorError.badOptimizerState("'\(name)' holds \(bad)")
                 }
                 mine.copy(from: saved)
             }

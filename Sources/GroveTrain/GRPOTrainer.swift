@@ -88,12 +88,12 @@ public final class GRPOTrainer {
     public func restore(step: Int, stepSeconds: Double = 0, optimizerState: [String: Tensor], dataPosition: TrainingStream.Position,
                         reference ref: Transformer?) throws {
         try loop.restore(step: step, stepSeconds: stepSeconds, optimizerState: optimizerState)
-        prompts.seek(to: dataPosition)
+        try prompts.resume(at: dataPosition)
         if let ref, let mine = reference { mine.copyWeights(from: ref) }
     }
 
     /// Runs from the current step to `config.steps`.
-    public func train(onEvent: (TrainingEvent) -> Void) throws {
+    public func train(onEvent: (TrainingEvent) throws -> Void) throws {
         try loop.run(onEvent: onEvent)
     }
 }
@@ -108,6 +108,7 @@ final class GRPOObjective: TrainingObjective {
     let rewards: WeightedRewards
     let config: GRPOConfig
     let seed: UInt64
+    var stream: TrainingStream { prompts }
 
     init(policy: Transformer, tokenizer: Tokenizer, prompts: TrainingStream, rewards: WeightedRewards, config: GRPOConfig, seed: UInt64) {
         model = policy; self.tokenizer = tokenizer; self.prompts = prompts; self.rewards = rewards

@@ -69,11 +69,11 @@ public final class SFTTrainer {
     /// Restores the step count, step time, optimizer moments and data position of a checkpoint.
     public func restore(step: Int, stepSeconds: Double = 0, optimizerState: [String: Tensor], dataPosition: TrainingStream.Position) throws {
         try loop.restore(step: step, stepSeconds: stepSeconds, optimizerState: optimizerState)
-        data.seek(to: dataPosition)
+        try data.resume(at: dataPosition)
     }
 
     /// Runs from the current step to `config.steps`.
-    public func train(onEvent: (TrainingEvent) -> Void) throws {
+    public func train(onEvent: (TrainingEvent) throws -> Void) throws {
         try loop.run(onEvent: onEvent)
     }
 }
@@ -91,6 +91,7 @@ final class SFTObjective: TrainingObjective {
     let model: Transformer
     let data: TrainingStream
     let config: SFTConfig
+    var stream: TrainingStream { data }
     private var examples: [TokenizedExample] = []
 
     init(model: Transformer, data: TrainingStream, config: SFTConfig) {

@@ -68,10 +68,18 @@ public enum TrainingCheckpoint {
         return final
     }
 
-    /// The newest complete checkpoint under `root`, if any.
-    public static func latest(under root: URL) -> URL? {
+    /// The complete checkpoints under `root`, oldest first.
+    public static func all(under root: URL) -> [URL] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
-        return names.filter { $0.hasPrefix(prefix) }.sorted().last.map { root.appendingPathComponent($0) }
+        return names.filter { $0.hasPrefix(prefix) }.sorted().map { root.appendingPathComponent($0) }
+    }
+
+    /// The newest complete checkpoint under `root`, if any.
+    public static func latest(under root: URL) -> URL? { all(under: root).last }
+
+    /// Removes all but the newest `keep` checkpoints under `root`.
+    public static func prune(under root: URL, keep: Int) throws {
+        for dir in all(under: root).dropLast(keep) { try FileManager.default.removeItem(at: dir) }
     }
 
     /// Reads a checkpoint's trainer state and optimizer moments (the model loads with `Transformer.load`).

@@ -8,6 +8,8 @@ import GroveTensor
 protocol TrainingObjective: AnyObject {
     /// The model whose parameters the optimizer updates.
     var model: Transformer { get }
+    /// The rows the steps read (SFT's examples, GRPO's prompts).
+    var stream: TrainingStream { get }
     /// Readies step `step`'s batch (SFT: the next examples; GRPO: sampled and scored rollouts)
     /// and returns how many optimizer updates it gets (GRPO's μ, or 0 with no rollouts).
     func prepareBatch(step: Int) throws -> Int
@@ -45,6 +47,8 @@ public struct StepReport {
 
 /// What a trainer reports while it runs.
 public enum TrainingEvent {
+    /// A finished step. A handler that throws (run.sqlite cannot be written) stops the run,
+    /// after a checkpoint of the step.
     case step(StepReport)
     case evaluation(step: Int, EvalMetrics)
     case warning(String)
@@ -90,17 +94,30 @@ public final class TrainingLoop {
 
     /// Continues from a checkpoint's step, step time and optimizer moments.
     public func restore(step: Int, stepSeconds: Double, optimizerState: [String: Tensor]) throws {
+        guard (0...settings.steps).contains(step) else {
+            throw TrainingError.badCheckpoint("it is at step \(step) of a stage of \(settings.steps) steps")
+        }
+        guard stepSeconds.isFinite, stepSeconds >= 0 else { throw TrainingError.badCheckpoint("its step time is \(stepSeconds) s") }
         self.step = step
         self.stepSeconds = stepSeconds
         try optimizer.loadState(optimizerState)
     }
 
     /// Runs from the current step to `settings.steps`.
-    public func run(onEvent: (TrainingEvent) -> Void) throws {
+    ///
+    /// A failure that leaves the weights finite (a reward program that crashed, a full disk)
+    /// checkpoints the last whole step before it stops the run, so `--resume` loses nothing.
+    public func run(onEvent: (TrainingEvent) throws -> Void) throws {
         let params = objective.model.parameters
         while step < settings.steps {
             let started = now()
-            let updates = try objective.prepareBatch(step: step)
+            let position = objective.stream.position
+            let updates: Int
+            do { updates = try objective.prepareBatch(step: step) } catch {
+                objective.stream.seek(to: position)  // the checkpoint resumes at this step's batch
+                try? checkpoint?(step)
+                throw error
+            }
             let updatesStarted = now()
             let lr = settings.schedule.lr(step: step, base: settings.learningRate)
             var loss = 0.0, gradNorm: Float = 0
@@ -120,10 +137,13 @@ public final class TrainingLoop {
             stepSeconds += seconds
             let report = objective.finishStep(StepOutcome(step: step, learningRate: lr, loss: loss, gradNorm: gradNorm,
                                                           seconds: seconds, updateSeconds: now() - updatesStarted))
-            onEvent(.step(report))
-            for w in report.warnings { onEvent(.warning("step \(step): \(w)")) }
+            do { try onEvent(.step(report)) } catch {
+                try? checkpoint?(step)
+                throw error
+            }
+            for w in report.warnings { try onEvent(.warning("step \(step): \(w)")) }
             if settings.evalEvery > 0, step % settings.evalEvery == 0 || step == settings.steps, let evaluate {
-                onEvent(.evaluation(step: step, try evaluate(step)))
+                try onEvent(.evaluation(step: step, try evaluate(step)))
             }
             if settings.checkpointEvery > 0, step % settings.checkpointEvery == 0 || step == settings.steps, let checkpoint {
                 try checkpoint(step)
@@ -137,11 +157,15 @@ public final class TrainingLoop {
 /// Errors that stop training.
 public enum TrainingError: Error, CustomStringConvertible {
     case nonFinite(step: Int, what: String, detail: String)
+    /// A checkpoint whose state cannot be this run's.
+    case badCheckpoint(String)
 
     public var description: String {
         switch self {
         case .nonFinite(let step, let what, let detail):
             return "step \(step): the \(what) is not finite (NaN or inf); the weights were not updated. \(detail)"
+        case .badCheckpoint(let problem):
+            return "the checkpoint cannot be resumed: \(problem)"
         }
     }
 }

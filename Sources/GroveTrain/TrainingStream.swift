@@ -42,6 +42,15 @@ public final class TrainingStream {
         order = nil
     }
 
+    /// Moves to a checkpoint's position, which must lie within this stream's rows (a file's
+    /// values are checked where they enter: the release build keeps no bounds checks).
+    public func resume(at p: Position) throws {
+        guard p.epoch >= 0, p.epoch < 1 << 40, (0...rows.count).contains(p.cursor) else {
+            throw TrainingError.badCheckpoint("its data position (epoch \(p.epoch), row \(p.cursor)) lies outside the \(rows.count) rows")
+        }
+        seek(to: p)
+    }
+
     /// The next `n` row indices, wrapping into a new epoch (and a new permutation) as needed.
     public func nextRows(_ n: Int) -> [Int] {
         var out: [Int] = []

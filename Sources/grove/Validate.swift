@@ -13,6 +13,7 @@ struct Validate: ParsableCommand {
 
     func run() throws {
         let r = try Recipe.load(path: recipe, overrides: overrides)
+        try r.checkRows(tokenizer: try r.rowTokenizer())
         print("\(recipe): valid — \(r.stages.count) stage\(r.stages.count == 1 ? "" : "s") (\(r.stages.map(\.kind).joined(separator: ", "))), output in \(r.outputDir.path)")
     }
 }
