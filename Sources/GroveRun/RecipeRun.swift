@@ -89,6 +89,10 @@ public final class RecipeRun {
                 guard (0...steps).contains(state.step) else {
                     throw TrainingError.badCheckpoint("it is at step \(state.step) of stage \(state.stageIndex), which has \(steps)")
                 }
+                // (The stage checks the position against its rows when it resumes.)
+                guard state.dataPosition.epoch >= 0, state.dataPosition.cursor >= 0 else {
+                    throw TrainingError.badCheckpoint("its data position (epoch \(state.dataPosition.epoch), row \(state.dataPosition.cursor)) is negative")
+                }
                 let model = try Transformer.load(from: dir), tokenizer = try Tokenizer(directory: dir)
                 if state.hasReference { _ = try Transformer.load(from: dir.appendingPathComponent("reference")) }
                 return ResumePoint(directory: dir, state: state, optimizer: optimizer, model: model, tokenizer: tokenizer)

@@ -8,12 +8,19 @@ import GroveModel
 /// A whole tiny recipe through the runner: data, tokenizer training, SFT, evaluation,
 /// checkpoints, run.sqlite, and a resume that reproduces the uninterrupted losses.
 final class RunnerTests: XCTestCase {
-    func recipe(output: URL, steps: Int, grpoSteps: Int = 0, control: Bool = false, prompts: String? = nil) throws -> Recipe {
+    func recipe(output: URL, steps: Int, grpoSteps: Int = 0, control: Bool = false, prompts: String? = nil, top: String = "") throws -> Recipe {
+        try RunnerTests.recipe(output: output, steps: steps, grpoSteps: grpoSteps, control: control, prompts: prompts, top: top)
+    }
+
+    /// A tiny recipe: a 1-layer model, `steps` SFT steps, optionally `grpoSteps` GRPO steps;
+    /// `top` adds top-level keys.
+    static func recipe(output: URL, steps: Int, grpoSteps: Int = 0, control: Bool = false, prompts: String? = nil, top: String = "") throws -> Recipe {
         FileManager.default.changeCurrentDirectoryPath(RecipeTests.root.path)
         let text = """
         name: tiny
         seed: 3
         output_dir: \(output.path)
+        \(top)
         model:
           init: {model_type: llama, hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 64, max_position_embeddings: 128}
           tokenizer: {train: {vocab_size: 300}}

@@ -17,6 +17,32 @@ final class RunStoreTests: XCTestCase {
         XCTAssertEqual(try store.database.query("PRAGMA journal_mode").first?.text(0), "wal")
     }
 
+    /// A database written before runs could be `killed` upgrades in place: its rows and the
+    /// references to them survive the rebuild of `runs`, and foreign keys are on again after.
+    func testOlderDatabaseUpgradesKeepingItsRows() throws {
+        let url = path()
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        do {
+            let old = try SQLiteDatabase(path: url.path)
+            try old.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+            for m in Migration.all.prefix(3) {
+                try old.execute(m.sql)
+                try old.run("INSERT INTO schema_migrations VALUES (?, 'then')", [.text(m.name)])
+            }
+            try old.execute("""
+                INSERT INTO runs (id, name, seed, grove_version, started_at, status) VALUES (1, 'old', 0, '0.1.0', 'then', 'running');
+                INSERT INTO metrics VALUES (1, '0:sft', 1, 'train/loss', 2.5, 0.1);
+                """)
+        }
+        let store = try RunStore(path: url)
+        try store.markStaleRunsKilled()
+        XCTAssertEqual(try store.runs().map(\.status), [.killed])
+        XCTAssertEqual(try store.metric(run: 1, name: "train/loss").map(\.value), [2.5])
+        XCTAssertTrue(try store.database.query("PRAGMA foreign_key_check").isEmpty)
+        XCTAssertEqual(try store.database.query("PRAGMA foreign_keys").first?.int(0), 1)
+        XCTAssertThrowsError(try store.database.run("INSERT INTO metrics VALUES (7, '0:sft', 1, 'x', 1, 0)"), "references are enforced")
+    }
+
     func testNewerDatabaseIsRefused() throws {
         let url = path()
         let store = try RunStore(path: url)
