@@ -118,8 +118,11 @@ final class RolloutsCommandTests: XCTestCase {
             let mean = values.reduce(0, +) / Double(values.count)
             let std = (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count - 1)).squareRoot()
             XCTAssertGreaterThan(std, 0, "step \(step): the vowel reward varies")
-            XCTAssertEqual(try store.stageMetric(run: 1, stage: "1:grpo", name: "rewards/vowel/mean")[step - 1].value, mean, accuracy: 1e-9)
-            XCTAssertEqual(try store.stageMetric(run: 1, stage: "1:grpo", name: "rewards/vowel/std")[step - 1].value, std, accuracy: 1e-9)
+            func logged(_ name: String) throws -> Double {
+                try XCTUnwrap(try store.stageMetric(run: 1, stage: "1:grpo", name: name).first { $0.step == step }?.value, "\(name) at step \(step)")
+            }
+            XCTAssertEqual(try logged("rewards/vowel/mean"), mean, accuracy: 1e-9)
+            XCTAssertEqual(try logged("rewards/vowel/std"), std, accuracy: 1e-9)
         }
     }
 
