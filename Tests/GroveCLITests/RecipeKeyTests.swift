@@ -8,7 +8,7 @@ import GroveTensor
 /// override, schedules read only their own keys, and optimizer betas reach the stage's config.
 final class RecipeKeyTests: XCTestCase {
     override func setUp() {
-        FileManager.default.changeCurrentDirectoryPath(RecipeTests.root.path)
+        _ = FileManager.default.changeCurrentDirectoryPath(RecipeTests.root.path)
     }
 
     /// A recipe of one sft and one grpo stage with `sft` and `grpo` as their extra settings; written, then loaded.

@@ -17,7 +17,7 @@ final class RolloutsCommandTests: XCTestCase {
 
     /// The RunnerTests recipe with `dynamic_sampling: 1` and `sft_control: true`; `--set`-style overrides.
     static func recipe(output: URL, overrides: [String] = []) throws -> Recipe {
-        FileManager.default.changeCurrentDirectoryPath(RecipeTests.root.path)
+        _ = FileManager.default.changeCurrentDirectoryPath(RecipeTests.root.path)
         let text = """
         name: tiny-rollouts
         seed: 5
@@ -46,7 +46,7 @@ final class RolloutsCommandTests: XCTestCase {
 
     override func setUpWithError() throws {
         if let e = Self.setUpError { throw e }
-        FileManager.default.changeCurrentDirectoryPath(RecipeTests.root.path)
+        _ = FileManager.default.changeCurrentDirectoryPath(RecipeTests.root.path)
     }
 
     var store: RunStore { get throws { try RunStore(path: Self.output.appendingPathComponent("run.sqlite")) } }
@@ -54,7 +54,7 @@ final class RolloutsCommandTests: XCTestCase {
     /// What `body` prints to stdout.
     func captured(_ body: () throws -> Void) throws -> String {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("stdout-\(UUID().uuidString)")
-        FileManager.default.createFile(atPath: file.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: file.path, contents: nil)
         let handle = try FileHandle(forWritingTo: file)
         fflush(stdout)
         let saved = dup(STDOUT_FILENO)
@@ -106,7 +106,8 @@ final class RolloutsCommandTests: XCTestCase {
 
     func testGRPOStepMetrics() throws {
         let store = try store
-        for name in ["loss", "grad_norm"] + ["arithmetic", "length", "vowel"].flatMap { ["rewards/\($0)/mean", "rewards/\($0)/std"] } {
+        let names = ["loss", "grad_norm"] + ["arithmetic", "length", "vowel"].flatMap { ["rewards/\($0)/mean", "rewards/\($0)/std"] }
+        for name in names {
             let values = try store.stageMetric(run: 1, stage: "1:grpo", name: name)
             XCTAssertEqual(values.map(\.step), Array(1...Self.grpoSteps), name)
             XCTAssertTrue(values.allSatisfy { $0.value.isFinite }, "\(name): \(values)")
