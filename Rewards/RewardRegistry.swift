@@ -50,8 +50,12 @@ public enum RewardRegistry {
 
     public static var keys: [String] { all.map { $0.recipeKey } }
 
-    /// Reads one `rewards:` entry, `{KEY: {settings…, weight: W}}` or a bare `KEY`, at `path`.
-    public static func read(_ value: RecipeValue, path: String, _ r: RecipeReader) throws -> RewardSpec {
+    /// Reads one `rewards:` entry, `{KEY: {settings…, weight: W}}` or a bare `KEY`, at `path`,
+    /// finding KEY among `kinds` (the built-ins; a program or test with rewards of its own
+    /// passes `RewardRegistry.all + [MyReward.self]`).
+    public static func read(_ value: RecipeValue, path: String, _ r: RecipeReader,
+                            among kinds: [any RecipeReward.Type] = all) throws -> RewardSpec {
+        let keys = kinds.map { $0.recipeKey }
         let key: String, body: RecipeValue
         switch value {
         case .scalar(let s, let line): (key, body) = (s, .mapping([], line: line))
@@ -59,7 +63,7 @@ public enum RewardRegistry {
         default:
             throw r.error(value, path, "a reward is one of \(keys.joined(separator: ", ")) with its settings, e.g. '- task: {weight: 1}'")
         }
-        guard let kind = all.first(where: { $0.recipeKey == key }) else {
+        guard let kind = kinds.first(where: { $0.recipeKey == key }) else {
             let hint = r.closest(to: key, in: keys).map { " (did you mean '\($0)'?)" } ?? ""
             throw r.error(body, "\(path).\(key)", "unknown reward\(hint); known: \(keys.joined(separator: ", "))")
         }

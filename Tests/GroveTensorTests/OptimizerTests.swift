@@ -69,6 +69,18 @@ final class OptimizerTests: XCTestCase {
         XCTAssertEqual(LearningRateSchedule.constant.lr(step: 99, base: 3), 3)
     }
 
+    /// `schedule: linear`: HF's get_linear_schedule_with_warmup, step / warmup during the warm-up,
+    /// then (total − step) / (total − warmup), 0 from totalSteps on.
+    func testWarmupLinearSchedule() {
+        let linear = LearningRateSchedule.warmupLinear(warmupSteps: 4, totalSteps: 12)
+        XCTAssertEqual([0, 1, 2, 4, 6, 8, 11, 12, 15].map { linear.lr(step: $0, base: 2) }, [0, 0.5, 1, 2, 1.5, 1, 0.25, 0, 0])
+        let noWarmup = LearningRateSchedule.warmupLinear(warmupSteps: 0, totalSteps: 10)
+        for (step, expected) in [(0, 1.0), (5, 0.5), (9, 0.1), (10, 0)] as [(Int, Float)] {
+            XCTAssertEqual(noWarmup.lr(step: step, base: 1), expected, accuracy: 1e-6, "step \(step)")
+        }
+        XCTAssertEqual(linear.stretched(from: 12, to: 24), .warmupLinear(warmupSteps: 8, totalSteps: 24))
+    }
+
     func testClipGradNorm() {
         let a = Tensor([0, 0], shape: [2], requiresGrad: true), b = Tensor([0], shape: [1], requiresGrad: true)
         a.grad[0] = 3; a.grad[1] = 0; b.grad[0] = 4
