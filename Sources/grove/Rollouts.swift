@@ -119,9 +119,15 @@ struct Rescore: ParsableCommand {
 
     /// The reward `--reward` names, read as a recipe's `rewards:` entry is (`RewardRegistry`).
     func makeReward() throws -> Reward {
-        let value = try RecipeValue.parse(reward, file: "--reward")
-        let spec = try RewardRegistry.read(value, path: "--reward", RecipeReader(file: "--reward"))
-        return try spec.build(RewardContext(warn: { FileHandle.standardError.write(Data("warning: \($0)\n".utf8)) }))
+        do {
+            let value = try RecipeValue.parse(reward, file: "--reward")
+            let spec = try RewardRegistry.read(value, path: "", RecipeReader(file: "--reward"))
+            return try spec.build(RewardContext(warn: { FileHandle.standardError.write(Data("warning: \($0)\n".utf8)) }))
+        } catch let error as RecipeError {
+            // Named as the option, not as a file and line: `--reward length.max_length: expected …`.
+            let key = error.path.hasPrefix(".") ? String(error.path.dropFirst()) : error.path
+            throw ValidationError("--reward \(key.isEmpty ? "" : key + ": ")\(error.message)")
+        }
     }
 }
 

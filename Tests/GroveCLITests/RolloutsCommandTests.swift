@@ -151,10 +151,10 @@ final class RolloutsCommandTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("unknown reward; known: task, exact_answer, regex, length"), "\($0)")
         }
         XCTAssertThrowsError(try Rescore.parse([Self.database, "--reward", "exact_anwser"]).makeReward()) {
-            XCTAssertTrue("\($0)".contains("--reward.exact_anwser: unknown reward (did you mean 'exact_answer'?)"), "\($0)")
+            XCTAssertTrue("\($0)".contains("--reward exact_anwser: unknown reward (did you mean 'exact_answer'?)"), "\($0)")
         }
         XCTAssertThrowsError(try Rescore.parse([Self.database, "--reward", "{length: {max_length: long}}"]).makeReward()) {
-            XCTAssertTrue("\($0)".contains("--reward.length.max_length: expected a whole number, found 'long'"), "\($0)")
+            XCTAssertTrue("\($0)".contains("--reward length.max_length: expected a whole number, found 'long'"), "\($0)")
         }
     }
 
