@@ -52,11 +52,15 @@ public enum GroupAdvantage {
     }
 
     /// Mean and sample std (n − 1); NaN where undefined (no value; one value for the std).
+    /// Sums of x/n and of squared deviations in units of the largest one: no finite reward overflows them.
     static func meanStd(_ xs: [Double]) -> (mean: Double, std: Double) {
         guard !xs.isEmpty else { return (.nan, .nan) }
-        let m = xs.reduce(0, +) / Double(xs.count)
+        let n = Double(xs.count)
+        let m = xs.reduce(0) { $0 + $1 / n }
         guard xs.count > 1 else { return (m, .nan) }
-        return (m, (xs.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(xs.count - 1)).squareRoot())
+        let scale = xs.map { abs($0 - m) }.max()!
+        guard scale > 0 else { return (m, 0) }
+        return (m, scale * (xs.reduce(0) { $0 + (($1 - m) / scale) * (($1 - m) / scale) } / (n - 1)).squareRoot())
     }
 
     /// Per-group statistics for logs and the rollout store: mean, std (0 for a single value),

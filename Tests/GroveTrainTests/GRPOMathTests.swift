@@ -142,6 +142,13 @@ final class GRPOMathTests: XCTestCase {
         XCTAssertEqual(GroupAdvantage.compute([1, 3], groupSize: 2, scaling: .none), [-1, 1])
     }
 
+    /// Huge finite rewards keep their signal: their squares would overflow the std to infinity and every advantage to 0.
+    func testHugeRewardsDoNotOverflow() {
+        let rewards: [Double?] = [1e308, -1e308, 1e200, -1e200, 1e308, 1e308, 0, 1e308]
+        let advantages = GroupAdvantage.compute(rewards, groupSize: 2, scaling: .group)
+        for (a, b) in zip(advantages, [0.7071, -0.7071, 0.7071, -0.7071, 0, 0, -0.7071, 0.7071]) { XCTAssertEqual(a, b, accuracy: 1e-4) }
+    }
+
     /// With the policy equal to the sampling policy (μ = 1), ρ = 1 and the gradient is −A·w per token.
     func testRatioOneGivesPolicyGradient() {
         let logp = Tensor([-1, -2, -0.5, -3], shape: [4], requiresGrad: true)
