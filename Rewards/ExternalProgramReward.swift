@@ -8,9 +8,11 @@ import GroveRollout
 /// object per completion to its standard input — `{"prompt", "completion", "completion_ids",
 /// "row"}` — and closes it. The program writes one line per completion to standard output:
 /// a number, `null` (not applicable), or `{"reward": x, ...extra numeric columns}`, then exits 0.
-/// A non-zero exit, a batch that exceeds `timeout`, a line that is not JSON or a wrong line
-/// count is an error that quotes the program's stderr — or, when `fallback` is set, gives every
-/// completion of the batch that value and a warning.
+/// A non-zero exit, a batch that exceeds `timeout`, input left unread, a line that is not JSON,
+/// a reward that is not a number or null or is beyond ±1e15, or a wrong line count is an error
+/// that quotes the program's stderr — or, when `fallback` is set, gives every completion of the
+/// batch that value and a warning. The program and every process it starts end with the batch
+/// (see `ProgramRun`).
 public struct ExternalProgramReward: Reward {
     public let name: String
     public let command: String
@@ -33,6 +35,10 @@ public struct ExternalProgramReward: Reward {
         }
     }
 
+    /// Kills every reward program running now, with its children: for a signal handler that is about to exit
+    /// (Grove's exit kills them anyway, a moment later).
+    public static func killAll() { ProgramRun.killAll() }
+
     func run(_ batch: [RewardInput]) throws -> RewardOutput {
         var input = Data()
         for item in batch {
@@ -44,36 +50,19 @@ public struct ExternalProgramReward: Reward {
             input.append(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
             input.append(0x0A)
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", command]
-        let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
-        process.standardInput = stdin; process.standardOutput = stdout; process.standardError = stderr
-        do { try process.run() } catch {
-            throw RewardError(reward: name, message: "cannot start `\(command)`: \(error.localizedDescription)")
+        let program: ProgramRun
+        do { program = try ProgramRun.run(command, input: input, timeout: timeout) } catch let error as ProgramRunError {
+            throw RewardError(reward: name, message: error.message)
         }
-        // Read both pipes on their own threads so a chatty program never blocks on a full pipe.
-        let outputBox = DataBox(), errorsBox = DataBox(), payload = input
-        let group = DispatchGroup()
-        DispatchQueue.global().async(group: group) { outputBox.data = stdout.fileHandleForReading.readDataToEndOfFile() }
-        DispatchQueue.global().async(group: group) { errorsBox.data = stderr.fileHandleForReading.readDataToEndOfFile() }
-        DispatchQueue.global().async {
-            try? stdin.fileHandleForWriting.write(contentsOf: payload)
-            try? stdin.fileHandleForWriting.close()
+        let output = program.output, errors = program.errors
+        if program.timedOut {
+            throw RewardError(reward: name, message: "`\(command)` did not answer within \(timeout) s (killed)\(tail(errors))")
         }
-        let finished = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in finished.signal() }
-        if finished.wait(timeout: .now() + timeout) == .timedOut {
-            process.terminate()
-            kill(-process.processIdentifier, SIGKILL)
-            kill(process.processIdentifier, SIGKILL)
-            _ = group.wait(timeout: .now() + 2)
-            throw RewardError(reward: name, message: "`\(command)` did not answer within \(timeout) s (killed)\(tail(errorsBox.data))")
+        if let failure = program.failure {
+            throw RewardError(reward: name, message: "`\(command)` \(failure)\(tail(errors))")
         }
-        group.wait()  // both pipes drained: the boxes are complete
-        let output = outputBox.data, errors = errorsBox.data
-        guard process.terminationStatus == 0 else {
-            throw RewardError(reward: name, message: "`\(command)` exited with status \(process.terminationStatus)\(tail(errors))")
+        if program.stoppedReading {
+            throw RewardError(reward: name, message: "`\(command)` stopped reading its input before the last of \(batch.count) completions\(tail(errors))")
         }
         let lines = String(decoding: output, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true)
         guard lines.count == batch.count else {
@@ -81,41 +70,46 @@ public struct ExternalProgramReward: Reward {
         }
         var values: [Double?] = [], extras: [String: [Double?]] = [:]
         for (i, line) in lines.enumerated() {
+            /// What is wrong with this line, naming it and the program.
+            func invalid(_ problem: String) -> RewardError {
+                RewardError(reward: name, message: "line \(i + 1) of `\(command)`'s output \(problem): \(line.prefix(80))\(tail(errors))")
+            }
             guard let parsed = try? JSONSerialization.jsonObject(with: Data(line.utf8), options: [.fragmentsAllowed]) else {
-                throw RewardError(reward: name, message: "line \(i + 1) of `\(command)`'s output is not JSON: \(line.prefix(80))\(tail(errors))")
+                throw invalid("is not JSON")
             }
-            // JSON booleans parse as numbers on Linux: tell them apart by their text.
-            let text = line.trimmingCharacters(in: .whitespaces)
-            if text == "true" || text == "false" {
-                throw RewardError(reward: name, message: "line \(i + 1) is a boolean, not a reward")
-            }
-            switch parsed {
-            case let number as NSNumber: values.append(number.doubleValue)
-            case is NSNull: values.append(nil)
-            case let object as [String: Any]:
-                values.append(ExternalProgramReward.number(object["reward"]))
+            let reward: Any
+            if let object = parsed as? [String: Any] {
+                guard let value = object["reward"] else { throw invalid("has no \"reward\"") }
+                reward = value
                 for (k, v) in object where k != "reward" {
                     extras[k, default: [Double?](repeating: nil, count: batch.count)][i] = ExternalProgramReward.number(v)
                 }
-            default:
-                throw RewardError(reward: name, message: "line \(i + 1) should be a number, null or {\"reward\": x}, found \(line.prefix(80))")
+            } else {
+                reward = parsed
+            }
+            if reward is NSNull {
+                values.append(nil)
+            } else if let value = ExternalProgramReward.number(reward) {
+                if let problem = RewardOutput.problem(with: value) { throw invalid("holds a reward that is \(problem)") }
+                values.append(value)
+            } else {
+                throw invalid("holds a reward that is not a number or null (a number, null or {\"reward\": x} per line)")
             }
         }
         return RewardOutput(values: values, extras: extras)
     }
 
-    static func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
+    /// A JSON number as a Double; nil for anything else, booleans included (they parse as NSNumbers of type "c").
+    static func number(_ value: Any?) -> Double? {
+        guard let number = value as? NSNumber, String(cString: number.objCType) != "c" else { return nil }
+        return number.doubleValue
+    }
 
     /// The end of the program's stderr, for error messages.
     func tail(_ errors: Data) -> String {
         let text = String(decoding: errors, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         return text.isEmpty ? "" : "; its stderr ends: \(text.suffix(600))"
     }
-}
-
-/// Bytes read on another thread, handed over after `DispatchGroup.wait`.
-final class DataBox: @unchecked Sendable {
-    var data = Data()
 }
 
 extension ExternalProgramReward: RecipeReward {

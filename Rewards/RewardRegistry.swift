@@ -68,6 +68,7 @@ public enum RewardRegistry {
             throw r.error(body, "\(path).\(key)", "unknown reward\(hint); known: \(keys.joined(separator: ", "))")
         }
         let fields = try r.mapping(body, "\(path).\(key)", allowed: kind.recipeFields + ["weight"])
-        return RewardSpec(key: key, weight: try fields.double("weight", default: 1), build: try kind.read(fields))
+        // Bounded so that weighted totals of bounded rewards (RewardOutput.maxMagnitude) stay finite.
+        return RewardSpec(key: key, weight: try fields.double("weight", default: 1, range: -1e6...1e6), build: try kind.read(fields))
     }
 }

@@ -24,6 +24,17 @@ public struct RewardOutput {
     public init(values: [Double?], extras: [String: [Double?]] = [:]) {
         self.values = values; self.extras = extras
     }
+
+    /// The largest reward magnitude accepted. NaN or infinite rewards would zero every advantage of
+    /// their group without a word (TRL propagates the NaN instead); rewards this large are a bug in the
+    /// reward, not a signal, and beyond 2^53 they are not even exact integers.
+    public static let maxMagnitude = 1e15
+
+    /// What is wrong with a reward value, or nil if it is usable.
+    public static func problem(with value: Double) -> String? {
+        if value.isNaN { return "NaN" }
+        return abs(value) > maxMagnitude ? "too large (\(value); rewards must lie within ±1e15)" : nil
+    }
 }
 
 /// A reward function for the GRPO stage.
@@ -52,7 +63,7 @@ public struct RewardError: Error, CustomStringConvertible {
 }
 
 /// Several rewards with weights: the reward of a completion is Σ w_f · r_f over the functions
-/// that scored it (nil when none did).
+/// that scored it (nil when none did). A NaN, infinite or absurdly large value is an error.
 public struct WeightedRewards {
     public let rewards: [(reward: Reward, weight: Double)]
 
@@ -66,6 +77,11 @@ public struct WeightedRewards {
             let out = try reward.score(batch)
             guard out.values.count == batch.count else {
                 throw RewardError(reward: reward.name, message: "returned \(out.values.count) values for \(batch.count) completions")
+            }
+            for (i, value) in out.values.enumerated() {
+                if let value, let problem = RewardOutput.problem(with: value) {
+                    throw RewardError(reward: reward.name, message: "the reward of completion \(i + 1) is \(problem)")
+                }
             }
             columns.append(out.values)
             for (k, v) in out.extras { extras["\(reward.name)/\(k)"] = v }

@@ -3,6 +3,7 @@ import Foundation
 import GroveReport
 import GroveRun
 import GroveTrain
+import Rewards
 
 /// `grove run RECIPE`: runs a recipe's stages in order, with checkpoints and a final report.
 struct Run: ParsableCommand {
@@ -33,6 +34,7 @@ struct Run: ParsableCommand {
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             source.setEventHandler {
                 run.markInterrupted("stopped by signal \(sig)")
+                ExternalProgramReward.killAll()  // reward programs end with the run
                 FileHandle.standardError.write(Data("\ngrove: interrupted; continue with `\(again)`\n".utf8))
                 Foundation.exit(130)
             }

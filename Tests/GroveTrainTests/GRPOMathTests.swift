@@ -142,6 +142,15 @@ final class GRPOMathTests: XCTestCase {
         XCTAssertEqual(GroupAdvantage.compute([1, 3], groupSize: 2, scaling: .none), [-1, 1])
     }
 
+    /// The largest totals rewards can give (|r| ≤ 1e15 per function, `RewardOutput.maxMagnitude`,
+    /// times weights up to 1e6, a few functions) keep their signal: their squares stay far from
+    /// overflow, so the plain formula, the one torch.std and TRL use, stays exact enough.
+    func testLargestAcceptedRewardsKeepTheirSignal() {
+        let r = 8 * 1e15 * 1e6
+        let advantages = GroupAdvantage.compute([r, -r, r / 2, 0], groupSize: 2, scaling: .group)
+        for (a, b) in zip(advantages, [0.7071, -0.7071, 0.7071, -0.7071]) { XCTAssertEqual(a, b, accuracy: 1e-4) }
+    }
+
     /// With the policy equal to the sampling policy (μ = 1), ρ = 1 and the gradient is −A·w per token.
     func testRatioOneGivesPolicyGradient() {
         let logp = Tensor([-1, -2, -0.5, -3], shape: [4], requiresGrad: true)

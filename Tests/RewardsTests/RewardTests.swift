@@ -1,7 +1,7 @@
 import Foundation
 import GroveRollout
 import GroveTestSupport
-import Rewards
+@testable import Rewards
 import XCTest
 
 final class BuiltInRewardTests: XCTestCase {
@@ -104,5 +104,109 @@ final class ExternalProgramRewardTests: XCTestCase {
         XCTAssertEqual(try reward.score(batch).values, [-1, -1])
         XCTAssertEqual(warnings.count, 1)
         XCTAssertTrue(warnings[0].contains("status 3"))
+    }
+
+    /// 16 prompts whose rows are ~20 KB: more than a pipe holds, so a program that stops reading blocks Grove's writes.
+    var bigBatch: [RewardInput] {
+        (0..<16).map { RewardInput(prompt: "p\($0)", completion: "c", completionIds: [1], row: ["text": String(repeating: "x", count: 20_000)]) }
+    }
+
+    func testProgramThatStopsReadingIsAnErrorNotSIGPIPE() throws {
+        let command = "exec 0<&-; sleep 0.5; for i in $(seq 16); do echo 0.5; done"
+        XCTAssertThrowsError(try ExternalProgramReward(name: "deaf", command: command).score(bigBatch)) { error in
+            XCTAssertTrue("\(error)".contains("deaf") && "\(error)".contains("stopped reading its input"), "\(error)")
+        }
+        var warnings: [String] = []
+        var reward = ExternalProgramReward(name: "deaf", command: command, fallback: 0)
+        reward.onWarning = { warnings.append($0) }
+        XCTAssertEqual(try reward.score(bigBatch).values, [Double?](repeating: 0, count: 16))
+        XCTAssertEqual(warnings.count, 1)
+        for _ in 0..<5 {
+            XCTAssertThrowsError(try ExternalProgramReward(name: "t", command: "true").score(bigBatch))
+        }
+    }
+
+    /// Grove writes stdin while it reads stdout and stderr: a program that talks before it listens does not deadlock.
+    func testProgramThatWritesBeforeReadingDoesNotDeadlock() throws {
+        let command = try program("""
+        import sys
+        sys.stderr.write("x" * 300000)
+        items = sys.stdin.readlines()
+        print("\\n".join("1" for _ in items))
+        """)
+        XCTAssertEqual(try ExternalProgramReward(name: "chatty", command: command, timeout: 20).score(bigBatch).values.count, 16)
+    }
+
+    /// Whether a process exists and is not a zombie.
+    func isAlive(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+        return !stat.contains(") Z ")
+    }
+
+    func pids(in dir: URL) throws -> [Int32] {
+        try ["child", "grandchild"].map { Int32(try String(contentsOf: dir.appendingPathComponent($0), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines))! }
+    }
+
+    func testTimeoutKillsTheProgramAndItsChildren() throws {
+        let dir = Fixtures.temporaryDirectory()
+        let command = "sleep 30 & echo $! > \(dir.path)/grandchild; echo $$ > \(dir.path)/child; wait"
+        let start = Date()
+        XCTAssertThrowsError(try ExternalProgramReward(name: "slow", command: command, timeout: 1).score(batch))
+        XCTAssertLessThan(Date().timeIntervalSince(start), 5)
+        Thread.sleep(forTimeInterval: 0.2)
+        for pid in try pids(in: dir) { XCTAssertFalse(isAlive(pid), "\(pid) outlived the timeout") }
+    }
+
+    /// A background child that keeps the program's stdout open does not keep Grove waiting; it ends with the program.
+    func testChildrenLeftBehindEndWithTheProgram() throws {
+        let dir = Fixtures.temporaryDirectory()
+        let command = "cat > /dev/null; sleep 30 & echo $! > \(dir.path)/grandchild; echo $$ > \(dir.path)/child; echo 1; echo 0"
+        let start = Date()
+        XCTAssertEqual(try ExternalProgramReward(name: "leaky", command: command, timeout: 20).score(batch).values, [1, 0])
+        XCTAssertLessThan(Date().timeIntervalSince(start), 5)
+        Thread.sleep(forTimeInterval: 0.2)
+        for pid in try pids(in: dir) { XCTAssertFalse(isAlive(pid), "\(pid) outlived the program") }
+    }
+
+    func testKillAllEndsRunningPrograms() throws {
+        let dir = Fixtures.temporaryDirectory()
+        let command = "sleep 30 & echo $! > \(dir.path)/grandchild; echo $$ > \(dir.path)/child; wait"
+        let done = DispatchSemaphore(value: 0)
+        let reward = ExternalProgramReward(name: "stuck", command: command, timeout: 60)
+        let batch = self.batch
+        Thread { _ = try? reward.score(batch); done.signal() }.start()
+        while (try? pids(in: dir)) == nil { Thread.sleep(forTimeInterval: 0.05) }
+        ExternalProgramReward.killAll()
+        XCTAssertEqual(done.wait(timeout: .now() + 5), .success)
+        Thread.sleep(forTimeInterval: 0.2)
+        for pid in try pids(in: dir) { XCTAssertFalse(isAlive(pid), "\(pid) outlived killAll") }
+    }
+
+    func testInvalidRewardValues() throws {
+        for (line, expected) in [(#"{"reward": "abc"}"#, "not a number"), (#"{"reward": true}"#, "not a number"),
+                                 (#"{"score": 1}"#, "no \"reward\""), ("1e308", "too large"), (#"{"reward": -1e16}"#, "too large"),
+                                 ("1e999", "not JSON"), ("NaN", "not JSON"), ("true", "not a number")] {
+            let command = "cat > /dev/null; echo 1; echo '\(line)'"
+            XCTAssertThrowsError(try ExternalProgramReward(name: "odd", command: command).score(batch), line) { error in
+                let text = "\(error)"
+                XCTAssertTrue(text.contains("odd") && text.contains("line 2") && text.contains(command) && text.contains(expected), text)
+            }
+        }
+        XCTAssertEqual(try ExternalProgramReward(name: "ok", command: #"cat > /dev/null; echo '{"reward": null}'; echo -1e15"#)
+            .score(batch).values, [nil, -1e15])
+    }
+
+    func testWeightedRewardsRejectNonFiniteValues() {
+        struct Broken: Reward {
+            let name = "broken"
+            let value: Double
+            func score(_ batch: [RewardInput]) throws -> RewardOutput { RewardOutput(values: batch.map { _ in value }) }
+        }
+        for value in [Double.nan, .infinity, -1e300] {
+            XCTAssertThrowsError(try WeightedRewards([(Broken(value: value), 1)]).score(batch)) { error in
+                XCTAssertTrue("\(error)".contains("broken") && "\(error)".contains("completion 1"), "\(error)")
+            }
+        }
     }
 }
