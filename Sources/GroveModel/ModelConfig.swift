@@ -71,7 +71,9 @@ public struct ModelConfig: Equatable {
             return v
         }
         // transformers' AutoConfig needs model_type too: the families differ in biases, so guessing one is silent corruption.
-        let typeName = try required("model_type", String.self)
+        guard let typeName = try value("model_type", String.self) else {
+            throw ModelError.badConfig(file: file, key: "model_type", problem: "missing (llama or qwen2; transformers' AutoConfig requires it too)")
+        }
         guard let modelType = ModelType(rawValue: typeName) else {
             throw ModelError.unsupported(file: file, key: "model_type", value: typeName, supported: "llama, qwen2")
         }
