@@ -23,15 +23,18 @@ extension RecipeValue {
     }
 
     /// Rejects text nested deeper than `maxDepth` before Yams recurses into it. Counts the open
-    /// block collections (indentation levels, and one per `- ` of a compact `- - x`) plus the open
-    /// flow brackets, skipping quoted text, comments and block scalars (`|`, `>`).
+    /// block collections (indentation levels, and one per indicator of a compact `- - x` or `? ? x`)
+    /// plus the open flow brackets, skipping quoted text, comments and block scalars (`|`, `>`).
     static func checkNesting(_ text: String, file: String) throws {
-        let space = UInt8(ascii: " "), dash = UInt8(ascii: "-"), hash = UInt8(ascii: "#"), backslash = UInt8(ascii: "\\")
+        let space = UInt8(ascii: " "), hash = UInt8(ascii: "#"), backslash = UInt8(ascii: "\\")
+        let indicators = Set("-?:".utf8)
         let quoteStarts = Set(" :-[{,".utf8)  // a quote opens a scalar only after these, not inside "it's"
         var indents: [Int] = []  // columns of the open block collections
         var flow = 0, quote: UInt8? = nil, blockScalarIndent: Int? = nil
-        for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let chars = Array(line.utf8)
+        // Bytes, not Characters: a String sees "\r\n" as one Character and would not split there.
+        for (n, line) in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
+            var chars = Array(line)
+            if chars.last == UInt8(ascii: "\r") { chars.removeLast() }
             var col = 0
             while col < chars.count, chars[col] == space { col += 1 }
             if col == chars.count { continue }  // blank
@@ -43,7 +46,7 @@ extension RecipeValue {
                 if chars[col] == hash { continue }
                 while let last = indents.last, last > col { indents.removeLast() }
                 if indents.last != col { indents.append(col) }
-                while col + 1 < chars.count, chars[col] == dash, chars[col + 1] == space {
+                while col + 1 < chars.count, indicators.contains(chars[col]), chars[col + 1] == space {
                     col += 2
                     while col < chars.count, chars[col] == space { col += 1 }
                     indents.append(col)

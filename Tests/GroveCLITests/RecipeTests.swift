@@ -107,6 +107,8 @@ final class RecipeTests: XCTestCase {
                        file: "flow.yaml", naming: ["flow.yaml:2: ", "nested deeper than 64"])
         let block = (0..<100).map { String(repeating: " ", count: $0) + "k:\n" }.joined() + String(repeating: " ", count: 100) + "k: v\n"
         assertRejected(block, file: "block.yaml", naming: ["block.yaml:65: ", "nested deeper than 64"])
+        assertRejected(block.replacingOccurrences(of: "\n", with: "\r\n"), file: "crlf.yaml", naming: ["crlf.yaml:65: ", "nested deeper than 64"])
+        assertRejected(String(repeating: "? ", count: 5000) + "x\n", file: "keys.yaml", naming: ["keys.yaml:1: ", "nested deeper than 64"])
         assertRejected("a:\n" + String(repeating: "- ", count: 100) + "x\n", file: "list.yaml", naming: ["list.yaml:2: ", "nested deeper than 64"])
         // Brackets in quotes and comments are text.
         XCTAssertNoThrow(try RecipeValue.parse("a: '" + String(repeating: "[", count: 100) + "' # {{{{\nb: [[[[1]]]]\n", file: "ok.yaml"))
