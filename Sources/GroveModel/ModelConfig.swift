@@ -144,13 +144,12 @@ public struct ModelConfig: Equatable {
                 throw ModelError.badConfig(file: file, key: key, problem: "token \(id) is outside the vocabulary (0..<\(vocabSize))")
             }
         }
-        let bytes = Double(parameterCount()) * 4, memory = Double(ProcessInfo.processInfo.physicalMemory)
-        if bytes > memory {
-            // Name the term that dominates: the embeddings or the layers.
-            let C = hiddenSize, embeddings = vocabSize * C * (tieWordEmbeddings ? 1 : 2)
-            let key = embeddings > parameterCount() - embeddings ? "vocab_size" : "num_hidden_layers"
-            throw ModelError.badConfig(file: file, key: key, problem: String(format: "the config has %.3g parameters: %.0f GB as float32, more than this machine's memory (%.0f GB)",
-                                                                          Double(parameterCount()), bytes / 1e9, memory / 1e9))
+        // The weights alone, as float32, must fit in memory; the error names the term that dominates.
+        let params = parameterCount(), embeddings = vocabSize * hiddenSize * (tieWordEmbeddings ? 1 : 2)
+        let memory = ProcessInfo.processInfo.physicalMemory
+        if UInt64(params) * 4 > memory {
+            throw ModelError.badConfig(file: file, key: embeddings > params - embeddings ? "vocab_size" : "num_hidden_layers",
+                                       problem: "\(params) parameters take \(params * 4 / 1_000_000_000) GB as float32, more than this machine's memory (\(memory / 1_000_000_000) GB)")
         }
         if numAttentionHeads % numKeyValueHeads != 0 {
             throw ModelError.badConfig(file: file, key: "num_key_value_heads",
