@@ -27,6 +27,7 @@ final class ParserFuzzTests: XCTestCase {
     }
 
     func testTokenizer() throws {
+        let json = try Data(contentsOf: Self.corpus.appendingPathComponent("tokenizer.json"))
         let config = try Data(contentsOf: Self.corpus.appendingPathComponent("tokenizer_config.json"))
         try fuzz("tokenizer.json", seed: 2) { dir, bytes in
             try bytes.write(to: dir.appendingPathComponent("tokenizer.json"))
@@ -35,7 +36,7 @@ final class ParserFuzzTests: XCTestCase {
             _ = tok.decode(tok.encode("Hi <|im_start|>user 12+3=15\n<|im_end|> ok"))
         }
         try fuzz("tokenizer_config.json", seed: 3) { dir, bytes in
-            try FileManager.default.copyItem(at: Self.corpus.appendingPathComponent("tokenizer.json"), to: dir.appendingPathComponent("tokenizer.json"))
+            try json.write(to: dir.appendingPathComponent("tokenizer.json"))
             try bytes.write(to: dir.appendingPathComponent("tokenizer_config.json"))
             _ = try Tokenizer(directory: dir).encode("<|im_end|>", addSpecialTokens: true)
         }
@@ -56,17 +57,18 @@ final class ParserFuzzTests: XCTestCase {
         }
     }
 
-    /// Parses `inputsPerFile` mutations of the corpus file `name`, each in a fresh folder, each within 5 s.
+    /// Parses `inputsPerFile` mutations of the corpus file `name`, each within 5 s; `parse` writes the files it reads into the folder.
     func fuzz(_ name: String, seed: UInt64, binary: Bool = false, parse: @escaping (URL, Data) throws -> Void) throws {
         let original = [UInt8](try Data(contentsOf: Self.corpus.appendingPathComponent(name)))
         var rng = SplitMix64(seed: seed)
         var thrown = 0
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         for i in 0..<Self.inputsPerFile {
             var input = original
             let steps = rng.below(4) == 0 ? 2 + rng.below(2) : 1  // mostly one mutation: the input stays near-valid
             var applied: [String] = []
             for _ in 0..<steps { applied.append(Mutation.apply(&input, donor: original, binary: binary, rng: &rng)) }
-            let dir = Fixtures.temporaryDirectory()
             let done = DispatchSemaphore(value: 0)
             let threw = Box(false)
             let data = Data(input)
@@ -75,12 +77,11 @@ final class ParserFuzzTests: XCTestCase {
                 done.signal()
             }
             guard done.wait(timeout: .now() + 5) == .success else {
-                let kept = dir.appendingPathComponent("hang-" + name)
+                let kept = FileManager.default.temporaryDirectory.appendingPathComponent("grove-fuzz-hang-\(seed)-\(i)-" + name)
                 try? data.write(to: kept)
                 return XCTFail("\(name) mutation \(i) (seed \(seed): \(applied.joined(separator: ", "))) did not finish in 5 s; input kept in \(kept.path)")
             }
             if threw.value { thrown += 1 }
-            try? FileManager.default.removeItem(at: dir)
         }
         print("fuzz \(name): \(Self.inputsPerFile) mutations, \(thrown) rejected, \(Self.inputsPerFile - thrown) accepted, none crashed or hung")
     }
