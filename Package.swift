@@ -71,7 +71,7 @@ let package = Package(
                                                             "GroveTestSupport"]),
         .testTarget(name: "RewardsTests", dependencies: ["Rewards", "GroveRollout", "GroveTestSupport"]),
         .testTarget(name: "GroveCLITests", dependencies: ["grove", "GroveConfig", "GroveModel", "GroveRun", "GroveStore", "GroveTasks",
-                                                          "GroveTestSupport", "GroveTrain"]),
+                                                          "GroveTensor", "GroveTestSupport", "GroveTokenizer", "GroveTrain"]),
         .testTarget(name: "GroveTestSupportTests", dependencies: ["GroveTestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -35,7 +35,8 @@ public struct ModelConfig: Equatable {
         self.modelType = modelType; self.vocabSize = vocabSize; self.hiddenSize = hiddenSize
         self.intermediateSize = intermediateSize; self.numHiddenLayers = numHiddenLayers
         self.numAttentionHeads = numAttentionHeads; self.numKeyValueHeads = numKeyValueHeads ?? numAttentionHeads
-        self.headDim = headDim ?? hiddenSize / numAttentionHeads; self.rmsNormEps = rmsNormEps
+        self.headDim = headDim ?? hiddenSize / max(numAttentionHeads, 1)  // validate names a zero head count
+        self.rmsNormEps = rmsNormEps
         self.ropeTheta = ropeTheta; self.maxPositionEmbeddings = maxPositionEmbeddings
         self.tieWordEmbeddings = tieWordEmbeddings; self.attentionBias = attentionBias
         self.initializerRange = initializerRange; self.bosTokenId = bosTokenId; self.eosTokenIds = eosTokenIds
@@ -59,7 +60,7 @@ public struct ModelConfig: Equatable {
     public init(json: [String: Any], file: String) throws {
         func value<T>(_ key: String, _ type: T.Type) throws -> T? {
             guard let raw = json[key], !(raw is NSNull) else { return nil }
-            if T.self == Int.self, let n = raw as? NSNumber, n.doubleValue == n.doubleValue.rounded() { return n.intValue as? T }
+            if T.self == Int.self, let n = raw as? NSNumber, let i = Int(exactly: n.doubleValue) { return i as? T }
             if T.self == Double.self, let n = raw as? NSNumber { return n.doubleValue as? T }
             if T.self == Bool.self, let b = raw as? Bool { return b as? T }
             if let v = raw as? T { return v }
@@ -69,7 +70,10 @@ public struct ModelConfig: Equatable {
             guard let v = try value(key, type) else { throw ModelError.badConfig(file: file, key: key, problem: "missing") }
             return v
         }
-        let typeName = try value("model_type", String.self) ?? "qwen2"
+        // transformers' AutoConfig needs model_type too: the families differ in biases, so guessing one is silent corruption.
+        guard let typeName = try value("model_type", String.self) else {
+            throw ModelError.badConfig(file: file, key: "model_type", problem: "missing (llama or qwen2; transformers' AutoConfig requires it too)")
+        }
         guard let modelType = ModelType(rawValue: typeName) else {
             throw ModelError.unsupported(file: file, key: "model_type", value: typeName, supported: "llama, qwen2")
         }
@@ -90,7 +94,14 @@ public struct ModelConfig: Equatable {
             if let t = rp["rope_theta"] as? NSNumber { theta = t.doubleValue }
         }
         let eos: [Int]
-        if let list = json["eos_token_id"] as? [NSNumber] { eos = list.map(\.intValue) } else { eos = try value("eos_token_id", Int.self).map { [$0] } ?? [] }
+        if let list = json["eos_token_id"] as? [NSNumber] {
+            eos = try list.map {
+                guard let id = Int(exactly: $0.doubleValue) else { throw ModelError.badConfig(file: file, key: "eos_token_id", problem: "expected integers, found \($0)") }
+                return id
+            }
+        } else {
+            eos = try value("eos_token_id", Int.self).map { [$0] } ?? []
+        }
         self.init(modelType: modelType,
                   vocabSize: try required("vocab_size", Int.self),
                   hiddenSize: try required("hidden_size", Int.self),
@@ -111,12 +122,34 @@ public struct ModelConfig: Equatable {
         try validate(file: file)
     }
 
-    /// Checks that the sizes fit together.
+    /// Bounds well above any model Grove can train: a corrupt size is an error naming its key, not an
+    /// allocation that aborts (and the bounds keep `parameterCount` from overflowing).
+    static let sizeLimits: [(key: String, limit: Int)] = [
+        ("vocab_size", 1 << 24), ("hidden_size", 1 << 16), ("intermediate_size", 1 << 18), ("num_hidden_layers", 1 << 10),
+        ("num_attention_heads", 1 << 10), ("num_key_value_heads", 1 << 10), ("head_dim", 1 << 12), ("max_position_embeddings", 1 << 24),
+    ]
+
+    /// Checks that the sizes are sane, fit together and fit in this machine's memory as float32.
     public func validate(file: String) throws {
-        for (key, v) in [("vocab_size", vocabSize), ("hidden_size", hiddenSize), ("intermediate_size", intermediateSize),
-                         ("num_hidden_layers", numHiddenLayers), ("num_attention_heads", numAttentionHeads),
-                         ("num_key_value_heads", numKeyValueHeads), ("head_dim", headDim)] where v <= 0 {
-            throw ModelError.badConfig(file: file, key: key, problem: "must be positive, found \(v)")
+        let sizes = [vocabSize, hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads, numKeyValueHeads, headDim, maxPositionEmbeddings]
+        for ((key, limit), v) in zip(ModelConfig.sizeLimits, sizes) {
+            if v <= 0 { throw ModelError.badConfig(file: file, key: key, problem: "must be positive, found \(v)") }
+            if v > limit { throw ModelError.badConfig(file: file, key: key, problem: "\(v) is too large (at most \(limit))") }
+        }
+        // NaN fails these comparisons too.
+        if !(rmsNormEps > 0 && rmsNormEps < 1) { throw ModelError.badConfig(file: file, key: "rms_norm_eps", problem: "must be in (0, 1), found \(rmsNormEps)") }
+        if !(ropeTheta > 0 && ropeTheta.isFinite) { throw ModelError.badConfig(file: file, key: "rope_theta", problem: "must be positive, found \(ropeTheta)") }
+        for (key, id) in [("bos_token_id", bosTokenId), ("pad_token_id", padTokenId)] + eosTokenIds.map({ ("eos_token_id", $0) }) {
+            if let id, !(0..<vocabSize).contains(id) {
+                throw ModelError.badConfig(file: file, key: key, problem: "token \(id) is outside the vocabulary (0..<\(vocabSize))")
+            }
+        }
+        // The weights alone, as float32, must fit in memory; the error names the term that dominates.
+        let params = parameterCount(), embeddings = vocabSize * hiddenSize * (tieWordEmbeddings ? 1 : 2)
+        let memory = ProcessInfo.processInfo.physicalMemory
+        if UInt64(params) * 4 > memory {
+            throw ModelError.badConfig(file: file, key: embeddings > params - embeddings ? "vocab_size" : "num_hidden_layers",
+                                       problem: "\(params) parameters take \(params * 4 / 1_000_000_000) GB as float32, more than this machine's memory (\(memory / 1_000_000_000) GB)")
         }
         if numAttentionHeads % numKeyValueHeads != 0 {
             throw ModelError.badConfig(file: file, key: "num_key_value_heads",

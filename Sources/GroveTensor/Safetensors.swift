@@ -31,42 +31,73 @@ public enum SafetensorsFile {
         do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
             throw SafetensorsError.unreadable(file: path, reason: FileManager.default.fileExists(atPath: path) ? "\(error.localizedDescription)" : "no such file")
         }
+        var out: [(String, Tensor)] = []
+        for e in try entries(of: data, file: path) {
+            let tensor = Tensor(zeros: e.shape)
+            data.withUnsafeBytes { raw in
+                convertToFloat32(raw.baseAddress! + e.begin, dtype: e.dtype, count: tensor.count, into: tensor.data)
+            }
+            out.append((e.name, tensor))
+        }
+        return out
+    }
+
+    /// A tensor's header entry, checked; `begin..<end` are absolute byte offsets in the file.
+    struct Entry { let name: String, dtype: String, shape: [Int], begin: Int, end: Int }
+
+    /// The header's tensors in data order, checked as the reference library's `validate` does:
+    /// known dtypes, shapes whose byte size matches their data_offsets, and data ranges that tile the
+    /// rest of the file exactly (no overlap, no gap, nothing missing or left over). The arithmetic
+    /// reports overflow instead of wrapping: release builds of the kernels trust these numbers.
+    static func entries(of data: Data, file path: String) throws -> [Entry] {
         guard data.count >= 8 else { throw SafetensorsError.corrupt(file: path, reason: "shorter than its 8-byte header size") }
         let headerSize = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
         guard headerSize <= UInt64(data.count - 8), headerSize < 100_000_000 else {
             throw SafetensorsError.corrupt(file: path, reason: "header size \(headerSize) exceeds the file (\(data.count) bytes): truncated?")
         }
-        let headerEnd = 8 + Int(headerSize)
+        let headerEnd = 8 + Int(headerSize), dataSize = data.count - headerEnd
         guard let header = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<headerEnd)) as? [String: Any] else {
             throw SafetensorsError.corrupt(file: path, reason: "the header is not a JSON object")
         }
-        var entries: [(name: String, dtype: String, shape: [Int], begin: Int, end: Int)] = []
+        var entries: [Entry] = []
         for (name, value) in header where name != "__metadata__" {
+            func bad(_ reason: String) -> SafetensorsError { .badTensor(file: path, tensor: name, reason: reason) }
             guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
                   let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2 else {
-                throw SafetensorsError.badTensor(file: path, tensor: name, reason: "header entry lacks dtype, shape or data_offsets")
+                throw bad("header entry lacks dtype, shape or data_offsets")
             }
-            entries.append((name, dtype, shape, offsets[0], offsets[1]))
+            guard let width = dtypeWidth(dtype) else { throw SafetensorsError.unsupportedDtype(file: path, tensor: name, dtype: dtype) }
+            guard shape.allSatisfy({ $0 >= 0 }) else { throw bad("negative dimension in \(shape)") }
+            var bytes = width
+            for d in shape {
+                let (product, overflow) = bytes.multipliedReportingOverflow(by: d)
+                guard !overflow else { throw bad("shape \(shape) of \(dtype) overflows a byte count") }
+                bytes = product
+            }
+            let (begin, end) = (offsets[0], offsets[1])
+            guard begin >= 0, end >= begin, end - begin == bytes else {
+                throw bad("data_offsets [\(begin), \(end)] do not hold \(shape) of \(dtype) (\(bytes) bytes)")
+            }
+            guard end <= dataSize else {
+                throw bad("data ends at byte \(end) of the data section but the file holds \(dataSize): truncated")
+            }
+            entries.append(Entry(name: name, dtype: dtype, shape: shape, begin: headerEnd + begin, end: headerEnd + end))
         }
-        entries.sort { $0.begin < $1.begin }
-        var out: [(String, Tensor)] = []
-        for e in entries {
-            guard let width = dtypeWidth(e.dtype) else { throw SafetensorsError.unsupportedDtype(file: path, tensor: e.name, dtype: e.dtype) }
-            guard e.shape.allSatisfy({ $0 >= 0 }) else { throw SafetensorsError.badTensor(file: path, tensor: e.name, reason: "negative dimension in \(e.shape)") }
-            let count = e.shape.reduce(1, *)
-            guard e.begin >= 0, e.end >= e.begin, e.end - e.begin == count * width else {
-                throw SafetensorsError.badTensor(file: path, tensor: e.name, reason: "data_offsets [\(e.begin), \(e.end)] do not hold \(e.shape) of \(e.dtype)")
+        entries.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
+        var next = headerEnd  // where the next tensor's data must start
+        for (i, e) in entries.enumerated() {
+            if e.begin < next {
+                throw SafetensorsError.badTensor(file: path, tensor: e.name, reason: "data_offsets overlap those of '\(entries[i - 1].name)'")
             }
-            guard headerEnd + e.end <= data.count else {
-                throw SafetensorsError.badTensor(file: path, tensor: e.name, reason: "data ends at byte \(headerEnd + e.end) but the file has \(data.count): truncated")
+            if e.begin > next {
+                throw SafetensorsError.badTensor(file: path, tensor: e.name, reason: "bytes \(next - headerEnd)..<\(e.begin - headerEnd) before its data belong to no tensor")
             }
-            let tensor = Tensor(zeros: e.shape)
-            data.withUnsafeBytes { raw in
-                convertToFloat32(raw.baseAddress! + headerEnd + e.begin, dtype: e.dtype, count: count, into: tensor.data)
-            }
-            out.append((e.name, tensor))
+            next = e.end
         }
-        return out
+        guard next == data.count else {
+            throw SafetensorsError.corrupt(file: path, reason: "\(data.count - next) bytes after the last tensor's data belong to no tensor")
+        }
+        return entries
     }
 
     static func dtypeWidth(_ dtype: String) -> Int? {

@@ -54,21 +54,35 @@ public final class Tokenizer {
         guard let vocab = modelJSON["vocab"] as? [String: Int] else {
             throw TokenizerError.malformed(file: path, key: "model.vocab", problem: "missing or not a token → id mapping")
         }
+        // tokenizers rejects a BPE model without merges; [] is fine for a vocabulary of single characters.
+        guard let mergesJSON = modelJSON["merges"] as? [Any] else {
+            throw TokenizerError.malformed(file: path, key: "model.merges", problem: "missing or not a list (tokenizers requires it; [] when the vocabulary is single bytes)")
+        }
         var merges: [(String, String)] = []
-        for (i, m) in ((modelJSON["merges"] as? [Any]) ?? []).enumerated() {
+        for (i, m) in mergesJSON.enumerated() {
             if let pair = m as? [String], pair.count == 2 { merges.append((pair[0], pair[1])); continue }
             if let s = m as? String, let space = s.firstIndex(of: " ") {
                 merges.append((String(s[..<space]), String(s[s.index(after: space)...]))); continue
             }
             throw TokenizerError.malformed(file: path, key: "model.merges[\(i)]", problem: "expected [\"a\", \"b\"] or \"a b\"")
         }
-        model = try BPEModel(vocab: vocab, merges: merges, ignoreMerges: modelJSON["ignore_merges"] as? Bool ?? false, file: path)
-
-        let addedTokens: [AddedToken] = ((json["added_tokens"] as? [[String: Any]]) ?? []).compactMap { t in
-            guard let id = t["id"] as? Int, let content = t["content"] as? String else { return nil }
-            return AddedToken(id: id, content: content, special: t["special"] as? Bool ?? false,
-                              lstrip: t["lstrip"] as? Bool ?? false, rstrip: t["rstrip"] as? Bool ?? false)
+        let ignoreMerges = modelJSON["ignore_merges"] as? Bool ?? false
+        if merges.isEmpty && !ignoreMerges, let token = vocab.keys.filter({ $0.unicodeScalars.count > 1 }).min() {
+            throw TokenizerError.malformed(file: path, key: "model.merges", problem: "is empty, so multi-character tokens of model.vocab such as '\(token)' can never be produced")
         }
+
+        var addedTokens: [AddedToken] = []
+        for (i, item) in ((json["added_tokens"] as? [Any]) ?? []).enumerated() {
+            guard let t = item as? [String: Any], let id = t["id"] as? Int, let content = t["content"] as? String else {
+                throw TokenizerError.malformed(file: path, key: "added_tokens[\(i)]", problem: "needs an integer id and a string content")
+            }
+            // An empty token matches before every character without consuming any: encoding would never end.
+            guard !content.isEmpty else { throw TokenizerError.malformed(file: path, key: "added_tokens[\(i)]", problem: "content is empty") }
+            addedTokens.append(AddedToken(id: id, content: content, special: t["special"] as? Bool ?? false,
+                                          lstrip: t["lstrip"] as? Bool ?? false, rstrip: t["rstrip"] as? Bool ?? false))
+        }
+        try Tokenizer.checkIds(vocab: vocab, added: addedTokens, file: path)
+        model = try BPEModel(vocab: vocab, merges: merges, ignoreMerges: ignoreMerges, file: path)
         added = addedTokens
         addedSplitter = AddedTokenSplitter(addedTokens)
         addedById = Dictionary(added.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
@@ -95,6 +109,32 @@ public final class Tokenizer {
         padTokenId = tokenId("pad_token")
         bosTokenId = tokenId("bos_token")
         chatTemplate = (config["chat_template"] as? String).flatMap(ChatTemplate.recognize)
+    }
+
+    /// Ids index the id → token table: each must be unique and below the number of tokens (and 2^24),
+    /// so that a corrupt id is an error rather than a crash or a table of billions of entries.
+    static func checkIds(vocab: [String: Int], added: [AddedToken], file: String) throws {
+        let limit = min(1 << 24, vocab.count + added.count)
+        var tokenOfId: [Int: String] = [:]
+        for (token, id) in vocab {
+            guard id >= 0 && id < limit else {
+                throw TokenizerError.malformed(file: file, key: "model.vocab", problem: "token '\(token)' has id \(id), outside 0..<\(limit) (the number of tokens)")
+            }
+            if let other = tokenOfId.updateValue(token, forKey: id) {
+                let pair = [other, token].sorted()
+                throw TokenizerError.malformed(file: file, key: "model.vocab", problem: "tokens '\(pair[0])' and '\(pair[1])' both have id \(id)")
+            }
+        }
+        var addedIds: [Int: String] = [:]
+        for (i, t) in added.enumerated() {
+            guard t.id >= 0 && t.id < limit else {
+                throw TokenizerError.malformed(file: file, key: "added_tokens[\(i)]", problem: "id \(t.id) is outside 0..<\(limit) (the number of tokens)")
+            }
+            // An added token may restate a vocabulary entry (GPT-2's <|endoftext|>), not another added token.
+            if let other = addedIds.updateValue(t.content, forKey: t.id) {
+                throw TokenizerError.malformed(file: file, key: "added_tokens[\(i)]", problem: "id \(t.id) is already the added token '\(other)'")
+            }
+        }
     }
 
     static func readNormalizer(_ value: Any?, file: String) throws -> Bool {
@@ -126,7 +166,11 @@ public final class Tokenizer {
                   (p["invert"] as? Bool ?? false) == false else {
                 throw TokenizerError.unsupported(file: file, key: "pre_tokenizer.Split", value: "\(p)", supported: "Regex pattern, behavior Isolated, invert false")
             }
-            return PreTokenizer.forPattern(pattern)
+            let splitter = PreTokenizer.forPattern(pattern)
+            if case .regex = splitter, (try? NSRegularExpression(pattern: pattern)) == nil {
+                throw TokenizerError.malformed(file: file, key: "pre_tokenizer.pattern.Regex", problem: "'\(pattern)' is not a valid regular expression")
+            }
+            return splitter
         case "ByteLevel":
             if p["add_prefix_space"] as? Bool == true {
                 throw TokenizerError.unsupported(file: file, key: "pre_tokenizer.add_prefix_space", value: "true", supported: "false")

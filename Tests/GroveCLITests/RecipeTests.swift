@@ -1,4 +1,5 @@
 import Foundation
+import GroveConfig
 import GroveTestSupport
 import XCTest
 @testable import grove
@@ -92,5 +93,35 @@ final class RecipeTests: XCTestCase {
             XCTAssertEqual("\($0)".replacingOccurrences(of: path, with: "r.yaml"),
                            "r.yaml:4: stages.0.grpo.sft_control: needs an sft stage before this grpo stage (its settings are what the control repeats)")
         }
+    }
+
+    func assertRejected(_ text: String, file: String, naming words: [String], line: UInt = #line) {
+        XCTAssertThrowsError(try RecipeValue.parse(text, file: file), line: line) { error in
+            XCTAssertTrue(words.allSatisfy("\(error)".contains), "\(error)", line: line)
+        }
+    }
+
+    /// Yams recurses once per nesting level: thousands of levels overflow the stack before it can report anything.
+    func testDeepNestingIsAnError() {
+        assertRejected("name: x\na: " + String(repeating: "[", count: 5000) + String(repeating: "]", count: 5000) + "\n",
+                       file: "flow.yaml", naming: ["flow.yaml:2: ", "nested deeper than 64"])
+        let block = (0..<100).map { String(repeating: " ", count: $0) + "k:\n" }.joined() + String(repeating: " ", count: 100) + "k: v\n"
+        assertRejected(block, file: "block.yaml", naming: ["block.yaml:65: ", "nested deeper than 64"])
+        assertRejected(block.replacingOccurrences(of: "\n", with: "\r\n"), file: "crlf.yaml", naming: ["crlf.yaml:65: ", "nested deeper than 64"])
+        assertRejected(String(repeating: "? ", count: 5000) + "x\n", file: "keys.yaml", naming: ["keys.yaml:1: ", "nested deeper than 64"])
+        assertRejected("a:\n" + String(repeating: "- ", count: 100) + "x\n", file: "list.yaml", naming: ["list.yaml:2: ", "nested deeper than 64"])
+        // Brackets in quotes and comments are text.
+        XCTAssertNoThrow(try RecipeValue.parse("a: '" + String(repeating: "[", count: 100) + "' # {{{{\nb: [[[[1]]]]\n", file: "ok.yaml"))
+    }
+
+    /// Billion laughs: each alias repeats the anchored tree, 10^9 values from ten lines.
+    func testAliasBombIsAnError() {
+        var bomb = "l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n"
+        for i in 1...9 { bomb += "l\(i): &l\(i) [" + Array(repeating: "*l\(i - 1)", count: 10).joined(separator: ", ") + "]\n" }
+        assertRejected(bomb, file: "bomb.yaml", naming: ["bomb.yaml:", "more than 100000 values"])
+        // A chain of aliases nests without brackets or indentation.
+        var chain = "c0: &c0 [x]\n"
+        for i in 1...5000 { chain += "c\(i): &c\(i) [*c\(i - 1)]\n" }
+        assertRejected(chain, file: "chain.yaml", naming: ["chain.yaml:", "nested deeper than 64"])
     }
 }

@@ -80,6 +80,53 @@ final class SafetensorsTests: XCTestCase {
         XCTAssertThrowsError(try SafetensorsFile.read(url)) { XCTAssertTrue("\($0)".contains("header size"), "\($0)") }
     }
 
+    /// A safetensors file with a raw JSON header and `bytes` zero bytes of data.
+    func file(header: String, bytes: Int) throws -> URL {
+        var data = Data()
+        withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { data.append(contentsOf: $0) }
+        data.append(contentsOf: Array(header.utf8))
+        data.append(contentsOf: [UInt8](repeating: 0, count: bytes))
+        let url = temp("f.safetensors")
+        try data.write(to: url)
+        return url
+    }
+
+    func assertRejected(_ url: URL, naming words: [String], file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try SafetensorsFile.read(url), file: file, line: line) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains(url.path) && words.allSatisfy(text.contains), text, file: file, line: line)
+        }
+    }
+
+    /// Offsets and shapes near 2^63 must not wrap: release builds trust the checked numbers.
+    func testHugeOffsetsAndShapes() throws {
+        assertRejected(try file(header: #"{"w":{"dtype":"F32","shape":[0],"data_offsets":[9223372036854775807,9223372036854775807]}}"#, bytes: 8),
+                       naming: ["'w'"])
+        assertRejected(try file(header: #"{"w":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,16]}}"#, bytes: 16),
+                       naming: ["'w'", "overflows"])
+        assertRejected(try file(header: #"{"w":{"dtype":"F64","shape":[4294967296,4294967296,1],"data_offsets":[0,0]}}"#, bytes: 0),
+                       naming: ["'w'", "overflows"])
+    }
+
+    func testHeaderSizeOfMinusOne() throws {
+        let url = temp("m.safetensors")
+        var data = Data()
+        withUnsafeBytes(of: Int64(-1).littleEndian) { data.append(contentsOf: $0) }
+        data.append(contentsOf: Array("{}".utf8))
+        try data.write(to: url)
+        assertRejected(url, naming: ["header size"])
+    }
+
+    func testOverlappingTensors() throws {
+        let header = #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#
+        assertRejected(try file(header: header, bytes: 12), naming: ["'b'", "overlap", "'a'"])
+    }
+
+    func testBytesThatBelongToNoTensor() throws {
+        assertRejected(try file(header: #"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, bytes: 16), naming: ["8 bytes after"])
+        assertRejected(try file(header: #"{"w":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}"#, bytes: 16), naming: ["'w'", "0..<8"])
+    }
+
     func testNumpyRoundTrip() throws {
         let t = Tensor([1, 2, 3, 4, 5, 6], shape: [2, 3])
         let url = temp("a.npy")
