@@ -172,7 +172,7 @@ public enum TrainingError: Error, CustomStringConvertible {
 
 /// Names the first parameter whose gradient holds NaN or inf.
 func firstNonFiniteGradient(_ model: Transformer) -> String {
-    for (name, p) in model.namedParameters {
+    for (name, p) in model.trainableParameters {
         guard let g = p.gradValues else { continue }
         if let i = g.firstIndex(where: { !$0.isFinite }) { return "First non-finite gradient: \(name)[\(i)] = \(g[i])." }
     }
