@@ -65,8 +65,13 @@ extension Transformer {
         }
         adapter = config
         adapterEnabled = true
-        dropoutRNG = SeededRandom(seed: seed, streams: [1])
+        dropoutSeed = seed
+        seedDropout(step: 0)
     }
+
+    /// Restarts the dropout masks' generator for training step `step` (stream `step` of
+    /// `dropoutSeed`), so that a resumed run draws the masks the uninterrupted one did.
+    public func seedDropout(step: Int) { dropoutRNG = SeededRandom(seed: dropoutSeed, streams: [UInt64(step)]) }
 
     /// The adapter's matrices under PEFT's parameter names without its `base_model.model.` prefix
     /// and adapter name: `model.layers.0.self_attn.q_proj.lora_A.weight`, in layer order.

@@ -112,6 +112,7 @@ public final class TrainingLoop {
         while step < settings.steps {
             let started = now()
             let position = objective.stream.position
+            objective.model.seedDropout(step: step)
             let updates: Int
             do { updates = try objective.prepareBatch(step: step) } catch {
                 objective.stream.seek(to: position)  // the checkpoint resumes at this step's batch
