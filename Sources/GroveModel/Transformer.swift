@@ -40,7 +40,7 @@ public final class Transformer {
     public internal(set) var adapter: LoRAConfig?
     /// Whether the forward pass applies the adapter (off: the base model, `withAdapterDisabled`).
     public internal(set) var adapterEnabled = true
-    /// Draws the adapter's dropout masks (`seedDropout`).
+    /// Draws the adapter's dropout masks: in training step t, stream t of `dropoutSeed` (`seedDropout`).
     var dropoutRNG = SeededRandom(seed: 0)
     public var dropoutSeed: UInt64 = 0
     /// The folder the model was loaded from (PEFT's `base_model_name_or_path` of its adapter).
