@@ -66,10 +66,18 @@ public enum CheckpointFolder {
 
 extension Transformer {
     /// Loads a Hugging Face model folder: config.json, then every weight, checked by name and shape.
+    /// A PEFT adapter folder loads as its base model with the adapter (`load(adapter:)`).
     public static func load(from dir: URL) throws -> Transformer {
+        if AdapterFolder.isAdapter(dir) { return try load(adapter: dir) }
+        return try loadModel(from: dir)
+    }
+
+    /// `load` of a model folder only.
+    static func loadModel(from dir: URL) throws -> Transformer {
         let config = try ModelConfig.load(from: dir)
         let model = Transformer(config: config, seed: 0)
         try model.loadWeights(try CheckpointFolder.loadWeights(from: dir), folder: dir.path)
+        model.nameOrPath = dir.path
         return model
     }
 
@@ -92,8 +100,10 @@ extension Transformer {
         }
     }
 
-    /// Saves config.json and float32 safetensors in the Hugging Face layout.
+    /// Saves config.json and float32 safetensors in the Hugging Face layout; a model with an
+    /// adapter saves only the adapter (PEFT's `save_pretrained`), naming the base it was loaded from.
     public func save(to dir: URL, maxShardBytes: Int = 2_000_000_000) throws {
+        if adapter != nil { return try AdapterFolder.save(self, to: dir) }
         try config.save(to: dir)
         try CheckpointFolder.saveWeights(namedParameters, to: dir, maxShardBytes: maxShardBytes)
     }
@@ -107,15 +117,20 @@ extension Transformer {
 }
 
 extension Transformer {
-    /// A copy with the same configuration and weights (the GRPO reference model).
+    /// A copy with the same configuration, weights and adapter (the GRPO reference model).
     public func clone() -> Transformer {
         let copy = Transformer(config: config, seed: 0)
+        copy.nameOrPath = nameOrPath
+        if let adapter { copy.addAdapter(adapter, seed: 0) }
         copy.copyWeights(from: self)
         return copy
     }
 
-    /// Overwrites every parameter with `other`'s (same configuration).
+    /// Overwrites every weight and adapter matrix with `other`'s (same configuration and adapter).
     public func copyWeights(from other: Transformer) {
-        for ((_, mine), (_, theirs)) in zip(namedParameters, other.namedParameters) { mine.copy(from: theirs) }
+        precondition(adapter == other.adapter, "copyWeights: the adapters differ")
+        for ((_, mine), (_, theirs)) in zip(namedParameters + adapterParameters, other.namedParameters + other.adapterParameters) {
+            mine.copy(from: theirs)
+        }
     }
 }

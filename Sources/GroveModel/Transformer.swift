@@ -5,6 +5,10 @@ import GroveTensor
 public struct Linear {
     public let weight: Tensor  // (out, in)
     public let bias: Tensor?   // (out)
+    /// The LoRA pair when the model has an adapter on this layer (`LoRA.swift`).
+    public internal(set) var lora: LowRank?
+
+    init(weight: Tensor, bias: Tensor?) { self.weight = weight; self.bias = bias }
 
     @inline(__always) func callAsFunction(_ x: Tensor) -> Tensor { linear(x, weight, bias) }
 }
@@ -12,9 +16,9 @@ public struct Linear {
 /// One pre-norm decoder block: x + attn(norm(x)), then h + mlp(norm(h)).
 public struct DecoderLayer {
     public let inputLayernorm: Tensor          // (C)
-    public let qProj, kProj, vProj, oProj: Linear
+    public internal(set) var qProj, kProj, vProj, oProj: Linear
     public let postAttentionLayernorm: Tensor  // (C)
-    public let gateProj, upProj, downProj: Linear
+    public internal(set) var gateProj, upProj, downProj: Linear
 }
 
 /// The decoder-only transformer of Hugging Face's `LlamaForCausalLM` and `Qwen2ForCausalLM`:
@@ -28,10 +32,25 @@ public struct DecoderLayer {
 public final class Transformer {
     public let config: ModelConfig
     public let embedTokens: Tensor  // (V, C)
-    public let layers: [DecoderLayer]
+    public internal(set) var layers: [DecoderLayer]
     public let norm: Tensor         // (C)
     public let lmHead: Tensor       // (V, C); the same tensor as embedTokens when tied
     let ropeTable: RoPETable
+    /// The LoRA adapter's settings when the model has one (`addAdapter`, `AdapterFolder`).
+    public internal(set) var adapter: LoRAConfig?
+    /// Whether the forward pass applies the adapter (off: the base model, `withAdapterDisabled`).
+    public internal(set) var adapterEnabled = true
+    /// Draws the adapter's dropout masks: in training step t, stream t of `dropoutSeed` (`seedDropout`).
+    var dropoutRNG = SeededRandom(seed: 0)
+    public var dropoutSeed: UInt64 = 0
+    /// The folder the model was loaded from (PEFT's `base_model_name_or_path` of its adapter).
+    public internal(set) var nameOrPath: String?
+
+    /// Every projection of a decoder block: its Hugging Face path and where it is.
+    static let projections: [(String, WritableKeyPath<DecoderLayer, Linear>)] = [
+        ("self_attn.q_proj", \.qProj), ("self_attn.k_proj", \.kProj), ("self_attn.v_proj", \.vProj), ("self_attn.o_proj", \.oProj),
+        ("mlp.gate_proj", \.gateProj), ("mlp.up_proj", \.upProj), ("mlp.down_proj", \.downProj),
+    ]
 
     /// A model with Hugging Face's initialisation from a seed: normal(0, initializerRange)
     /// for every matrix, zero biases, unit norm weights.
@@ -71,10 +90,8 @@ public final class Transformer {
         for (i, layer) in layers.enumerated() {
             let p = "model.layers.\(i)."
             out.append((p + "input_layernorm.weight", layer.inputLayernorm))
-            for (name, lin) in [("self_attn.q_proj", layer.qProj), ("self_attn.k_proj", layer.kProj),
-                                ("self_attn.v_proj", layer.vProj), ("self_attn.o_proj", layer.oProj),
-                                ("mlp.gate_proj", layer.gateProj), ("mlp.up_proj", layer.upProj),
-                                ("mlp.down_proj", layer.downProj)] {
+            for (name, path) in Transformer.projections {
+                let lin = layer[keyPath: path]
                 out.append((p + name + ".weight", lin.weight))
                 if let b = lin.bias { out.append((p + name + ".bias", b)) }
             }
@@ -85,11 +102,15 @@ public final class Transformer {
         return out
     }
 
-    /// The trainable tensors, each once.
-    public var parameters: [Tensor] { namedParameters.map(\.1) }
+    /// The trainable tensors by name: with an adapter only its matrices (the base is frozen),
+    /// otherwise every weight.
+    public var trainableParameters: [(String, Tensor)] { adapter == nil ? namedParameters : adapterParameters }
 
-    /// Number of scalar parameters (a tied head counted once).
-    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
+    /// The trainable tensors, each once.
+    public var parameters: [Tensor] { trainableParameters.map(\.1) }
+
+    /// Number of scalar parameters of the base model (a tied head counted once).
+    public var parameterCount: Int { namedParameters.reduce(0) { $0 + $1.1.count } }
 
     /// Logits [B·T, V] for `tokens` (B rows of T ids, row-major).
     ///
@@ -139,8 +160,8 @@ public final class Transformer {
                attend: (Tensor, Tensor, Tensor) -> Tensor) -> Tensor {
         let N = x.shape[0], HS = config.headDim
         func project(_ linear: Linear, _ panels: PanelPackedMatrix?, _ input: Tensor) -> Tensor {
-            guard let panels else { return linear(input) }
-            let y = panels.product(input)
+            guard let panels else { return self.project(linear, input) }
+            let y = panels.product(input)  // the adapter is merged into the panels
             return linear.bias.map { addBias(y, $0) } ?? y
         }
         let a = rmsNorm(x, layer.inputLayernorm, eps: Float(config.rmsNormEps))

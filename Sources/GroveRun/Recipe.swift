@@ -14,6 +14,7 @@ import GroveTasks
 /// model:
 ///   init: {model_type: qwen2, hidden_size: 128, num_hidden_layers: 4, num_attention_heads: 4, intermediate_size: 384}
 ///   tokenizer: {train: {vocab_size: 384}}            # or  tokenizer: path/to/dir
+///   # or  path: models/qwen2-0.5b  with  lora: {r: 16, alpha: 32, dropout: 0.05, target_modules: all-linear}
 /// data: {train: Datasets/arithmetic/train.jsonl, eval: Datasets/arithmetic/eval.jsonl, task: arithmetic}
 /// stages:
 ///   - sft: {steps: 600, batch_size: 32, lr: 3e-3}
@@ -26,6 +27,8 @@ public struct Recipe {
     public var seed: UInt64
     public var outputDir: URL
     public var model: ModelSource
+    /// Train a LoRA adapter on the frozen model instead of every weight (`model.lora`).
+    public var lora: LoRAConfig?
     public var data: DataSpec
     public var stages: [any RecipeStage]
     public var eval: EvalSpec
@@ -79,7 +82,7 @@ extension Recipe {
         seed = UInt64(try top.int("seed", default: 0, min: 0))
         outputDir = URL(fileURLWithPath: try top.string("output_dir") ?? "runs/\(name)")
         keepCheckpoints = try top.int("keep_checkpoints", default: 3, min: 1)
-        model = try Recipe.readModel(try top.required("model"), r)
+        (model, lora) = try Recipe.readModel(try top.required("model"), r)
         data = try Recipe.readData(try top.required("data"), r)
         let evalFields = try top["eval"].map { try r.mapping($0, "eval", allowed: ["samples", "max_new_tokens", "pass_k"]) }
         eval = EvalSpec(samples: try evalFields?.int("samples", default: 200, min: 0) ?? 200,
@@ -89,14 +92,24 @@ extension Recipe {
         if stageList.isEmpty { throw r.error(try top.required("stages"), "stages", "needs at least one stage") }
         stages = try stageList.enumerated().map { try StageRegistry.read($1, path: "stages.\($0)", r) }
         for (i, stage) in stages.enumerated() { try stage.check(index: i, in: stages, value: stageList[i], r) }
+        if lora != nil {
+            for (i, stage) in stages.enumerated() {
+                guard let grpo = stage as? GRPOStage else { continue }
+                if grpo.config.refreshReferenceEvery > 0 {
+                    throw r.error(stageList[i], "stages.\(i).grpo.ref_refresh_every", "with model.lora the reference is the base model (the adapter switched off): it cannot be refreshed")
+                }
+                if grpo.sftControl { throw r.error(stageList[i], "stages.\(i).grpo.sft_control", "is not supported with model.lora") }
+            }
+        }
     }
 
-    static func readModel(_ value: RecipeValue, _ r: RecipeReader) throws -> ModelSource {
-        let m = try r.mapping(value, "model", allowed: ["path", "init", "tokenizer"])
+    static func readModel(_ value: RecipeValue, _ r: RecipeReader) throws -> (ModelSource, LoRAConfig?) {
+        let m = try r.mapping(value, "model", allowed: ["path", "init", "tokenizer", "lora"])
         if let path = m["path"] {
             if m.has("init") { throw r.error(path, "model", "give either 'path' (a model folder) or 'init' (a new model), not both") }
-            return .pretrained(try r.existingPath(path, "model.path", directory: true))
+            return (.pretrained(try r.existingPath(path, "model.path", directory: true)), try m["lora"].map { try readLoRA($0, r) })
         }
+        if let lora = m["lora"] { throw r.error(lora, "model.lora", "needs 'path': an adapter trains on a pretrained model, not a new one") }
         guard let initValue = m["init"] else {
             throw RecipeError(file: r.file, line: m.line, path: "model", message: "needs 'path' (a Hugging Face folder) or 'init' (a config for a new model)")
         }
@@ -117,9 +130,30 @@ extension Recipe {
             json[key] = Recipe.yamlScalar(s)
         }
         do {
-            return .scratch(config: try ModelConfig(json: json, file: r.file), tokenizer: tokenizer)
+            return (.scratch(config: try ModelConfig(json: json, file: r.file), tokenizer: tokenizer), nil)
         } catch let error as ModelError {
             throw RecipeError(file: r.file, line: initValue.line, path: "model.init", message: "\(error)".replacingOccurrences(of: "\(r.file): ", with: ""))
+        }
+    }
+
+    /// `lora: {r: 16, alpha: 32, dropout: 0.05, target_modules: [q_proj, v_proj], use_rslora: false}`
+    /// (target_modules: PEFT's module names, or all-linear, the default).
+    static func readLoRA(_ value: RecipeValue, _ r: RecipeReader) throws -> LoRAConfig {
+        let l = try r.mapping(value, "model.lora", allowed: ["r", "alpha", "dropout", "target_modules", "use_rslora"])
+        let rank = try r.int(try l.required("r"), l.path("r"), min: 1)
+        let targets: [String]
+        switch l["target_modules"] {
+        case nil: targets = ["all-linear"]
+        case .some(let v):
+            if case .scalar = v { targets = [try r.string(v, l.path("target_modules"))] }
+            else { targets = try r.sequence(v, l.path("target_modules")).enumerated().map { try r.string($1, l.path("target_modules.\($0)")) } }
+        }
+        do {
+            return try LoRAConfig(r: rank, alpha: try l.double("alpha", default: Double(2 * rank), range: 1e-6...1e6),
+                                  dropout: try l.double("dropout", default: 0, range: 0...0.99), targetModules: targets,
+                                  useRslora: try l.bool("use_rslora", default: false))
+        } catch let error as LoRAConfig.Invalid {
+            throw r.error(l[error.key == "target_modules" ? "target_modules" : "r"] ?? value, "model.lora", error.description)
         }
     }
 

@@ -93,7 +93,7 @@ public final class RecipeRun {
                 guard state.dataPosition.epoch >= 0, state.dataPosition.cursor >= 0 else {
                     throw TrainingError.badCheckpoint("its data position (epoch \(state.dataPosition.epoch), row \(state.dataPosition.cursor)) is negative")
                 }
-                let model = try Transformer.load(from: dir), tokenizer = try Tokenizer(directory: dir)
+                let model = try loadCheckpointModel(dir), tokenizer = try Tokenizer(directory: dir)
                 if state.hasReference { _ = try Transformer.load(from: dir.appendingPathComponent("reference")) }
                 return ResumePoint(directory: dir, state: state, optimizer: optimizer, model: model, tokenizer: tokenizer)
             } catch {
@@ -102,6 +102,17 @@ public final class RecipeRun {
         }
         if !all.isEmpty { throw RunError("no checkpoint under \(checkpoints.path) can be resumed (see the warnings above)") }
         return nil
+    }
+
+    /// A checkpoint's model; with `model.lora`, the recipe's base with the checkpoint's adapter,
+    /// which must have the recipe's settings.
+    func loadCheckpointModel(_ dir: URL) throws -> Transformer {
+        guard let lora = recipe.lora, case .pretrained(let base) = recipe.model else { return try Transformer.load(from: dir) }
+        guard AdapterFolder.isAdapter(dir) else { throw TrainingError.badCheckpoint("it holds no adapter, and the recipe trains one (model.lora)") }
+        let model = try Transformer.load(adapter: dir, base: base)
+        guard model.adapter == lora else { throw TrainingError.badCheckpoint("its adapter's settings are not model.lora's") }
+        model.dropoutSeed = recipe.seed
+        return model
     }
 
     /// Records the run as interrupted (a signal): its checkpoints stay, `--resume` continues it.
@@ -117,6 +128,9 @@ public final class RecipeRun {
         let (model, tokenizer) = try restored.map { ($0.model, $0.tokenizer) } ?? recipe.buildModel(trainFile: trainFile)
         self.tokenizer = tokenizer
         observer(.note("model: \(model.config.modelType.rawValue), \(model.parameterCount.formatted()) parameters, vocabulary \(tokenizer.vocabSize)"))
+        if let lora = model.adapter {
+            observer(.note("LoRA: r \(lora.r), alpha \(lora.alpha), on \(lora.targetModules.joined(separator: ", ")): \(model.parameters.reduce(0) { $0 + $1.count }.formatted()) trainable parameters"))
+        }
         let data = try RunData(recipe: recipe, trainFile: trainFile, tokenizer: tokenizer)
         observer(.note("data: \(data.trainRows.count) training rows, \(data.evaluator.examples.count) held-out"))
 

@@ -45,7 +45,9 @@ extension Recipe {
     func buildModel(trainFile: JSONLFile) throws -> (Transformer, Tokenizer) {
         switch model {
         case .pretrained(let dir):
-            return (try Transformer.load(from: dir), try Tokenizer(directory: dir))
+            let model = try Transformer.load(from: dir)
+            if let lora { model.addAdapter(lora, seed: seed) }
+            return (model, try Tokenizer(directory: dir))
         case .scratch(var config, let source):
             let tokenizer: Tokenizer
             switch source {

@@ -113,8 +113,10 @@ final class GRPOObjective: TrainingObjective {
     init(policy: Transformer, tokenizer: Tokenizer, prompts: TrainingStream, rewards: WeightedRewards, config: GRPOConfig, seed: UInt64) {
         model = policy; self.tokenizer = tokenizer; self.prompts = prompts; self.rewards = rewards
         self.config = config; self.seed = seed
-        // β = 0 loads no reference model.
-        reference = config.loss.beta == 0 ? nil : policy.clone()
+        // β = 0 loads no reference model; with LoRA the reference is the base, the policy with
+        // its adapter switched off, so there is no second copy either.
+        precondition(policy.adapter == nil || config.refreshReferenceEvery == 0, "GRPO: with LoRA the reference is the base and cannot be refreshed")
+        reference = config.loss.beta == 0 || policy.adapter != nil ? nil : policy.clone()
     }
 
     /// The step's rollouts and what the metrics need of their collection.
@@ -156,9 +158,10 @@ final class GRPOObjective: TrainingObjective {
                                          partOverhead: promptTokens)
             .map { PolicyBatch($0.map { trained[$0] }, maskTruncated: config.maskTruncated, pad: pad) }
         let temperature = config.sampling.temperature
-        referenceLogProbs = reference.map { r in
-            GradMode.withoutGrad { parts.map { tokenLogProbs($0.logits(r, temperature: temperature), targets: $0.targets).values } }
+        func logProbs(_ m: Transformer) -> [[Float]] {
+            GradMode.withoutGrad { parts.map { tokenLogProbs($0.logits(m, temperature: temperature), targets: $0.targets).values } }
         }
+        referenceLogProbs = config.loss.beta == 0 ? nil : reference.map(logProbs) ?? model.withAdapterDisabled { logProbs(model) }
         oldLogProbs = []
         // With no rollouts there is nothing to update on; with rows but none trained the optimizer
         // still steps (momentum, decay), as with zero gradients.

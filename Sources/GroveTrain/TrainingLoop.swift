@@ -112,6 +112,7 @@ public final class TrainingLoop {
         while step < settings.steps {
             let started = now()
             let position = objective.stream.position
+            objective.model.seedDropout(step: step)
             let updates: Int
             do { updates = try objective.prepareBatch(step: step) } catch {
                 objective.stream.seek(to: position)  // the checkpoint resumes at this step's batch
@@ -172,7 +173,7 @@ public enum TrainingError: Error, CustomStringConvertible {
 
 /// Names the first parameter whose gradient holds NaN or inf.
 func firstNonFiniteGradient(_ model: Transformer) -> String {
-    for (name, p) in model.namedParameters {
+    for (name, p) in model.trainableParameters {
         guard let g = p.gradValues else { continue }
         if let i = g.firstIndex(where: { !$0.isFinite }) { return "First non-finite gradient: \(name)[\(i)] = \(g[i])." }
     }

@@ -1,5 +1,6 @@
 import XCTest
 @testable import GroveTensor
+import GroveTestSupport
 
 /// Every differentiable op against centred finite differences on small, odd shapes.
 final class OpsGradientTests: XCTestCase {
@@ -135,5 +136,38 @@ final class OpsGradientTests: XCTestCase {
         let w = randomTensor([3, 3], seed: 24); w.requireGrad()
         let y = GradMode.withoutGrad { matmul(w, w) }
         XCTAssertFalse(y.requiresGrad)
+    }
+
+    func testLoRALinear() {
+        let x = randomTensor([2, 3, 5], seed: 40), w = randomTensor([7, 5], seed: 41), bias = randomTensor([7], seed: 42)
+        let a = randomTensor([2, 5], seed: 43), b = randomTensor([7, 2], seed: 44), d = randomTensor([2, 3, 5], seed: 45)
+        checkGradients("loraLinear", inputs: [x, w, bias, a, b]) { loraLinear($0[0], $0[1], $0[2], a: $0[3], b: $0[4], scale: 1.5) }
+        checkGradients("loraLinear low-rank input", inputs: [x, w, a, b, d]) {
+            loraLinear($0[0], $0[1], nil, a: $0[2], b: $0[3], scale: 0.7, lowRankInput: $0[4])
+        }
+        // The same numbers as the composition of plain ops.
+        let fused = GradMode.withoutGrad { loraLinear(x, w, bias, a: a, b: b, scale: 1.5, lowRankInput: d) }
+        let plain = GradMode.withoutGrad { add(linear(x, w, bias), scale(linear(linear(d, a), b), 1.5)) }
+        XCTAssertLessThan(maxAbsDiff(fused.values, plain.values), 1e-5)
+    }
+
+    func testLoRALinearFrozenBaseHasNoGradient() {
+        let x = randomTensor([4, 5], seed: 46), w = randomTensor([3, 5], seed: 47)
+        let a = randomTensor([2, 5], seed: 48), b = randomTensor([3, 2], seed: 49)
+        a.requireGrad(); b.requireGrad()
+        sum(loraLinear(x, w, nil, a: a, b: b, scale: 2)).backward()
+        XCTAssertNil(w.gradStorage, "a frozen base weight gets no gradient buffer")
+        XCTAssertNil(x.gradStorage)
+        XCTAssertNotNil(a.gradValues)
+        XCTAssertNotNil(b.gradValues)
+    }
+
+    func testDropout() {
+        let x = randomTensor([3, 7], seed: 50)
+        checkGradients("dropout", inputs: [x]) { var rng = SeededRandom(seed: 5); return dropout($0[0], p: 0.3, rng: &rng) }
+        var rng = SeededRandom(seed: 5)
+        let y = GradMode.withoutGrad { dropout(x, p: 0.3, rng: &rng) }
+        for (xi, yi) in zip(x.values, y.values) { XCTAssertTrue(yi == 0 || abs(yi - xi / 0.7) < 1e-6) }
+        XCTAssertTrue(y.values.contains(0) && y.values.contains { $0 != 0 })
     }
 }

@@ -21,7 +21,8 @@ final class GRPOTrainerTests: XCTestCase {
         func score(_ batch: [RewardInput]) throws -> RewardOutput { throw RewardError(reward: name, message: "exploded") }
     }
 
-    func trainer(rewards: [Reward], steps: Int, dynamic: Int = 0, microBatchTokens: Int = 4096, beta: Double = 0.04) throws -> GRPOTrainer {
+    func trainer(rewards: [Reward], steps: Int, dynamic: Int = 0, microBatchTokens: Int = 4096, beta: Double = 0.04,
+                 lora: LoRAConfig? = nil) throws -> GRPOTrainer {
         let url = Fixtures.temporaryDirectory().appendingPathComponent("prompts.jsonl")
         try (0..<20).map { "{\"prompt\": \"\($0)=\", \"completion\": \"x\"}" }.joined(separator: "\n").write(to: url, atomically: true, encoding: .utf8)
         let tok = try Tokenizer.train(corpus: ["0123456789="], vocabSize: 262, specialTokens: ["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
@@ -33,7 +34,9 @@ final class GRPOTrainerTests: XCTestCase {
                               loss: GRPOLossConfig(beta: beta, aggregation: .perToken), learningRate: 3e-2)
         grpo.dynamicSamplingRounds = dynamic
         grpo.microBatchTokens = microBatchTokens
-        return GRPOTrainer(policy: Transformer(config: config, seed: 2), tokenizer: tok, prompts: stream,
+        let policy = Transformer(config: config, seed: 2)
+        if let lora { policy.addAdapter(lora, seed: 4) }
+        return GRPOTrainer(policy: policy, tokenizer: tok, prompts: stream,
                            rewards: WeightedRewards(rewards.map { ($0, 1.0) }), config: grpo, seed: 5)
     }
 
@@ -51,6 +54,21 @@ final class GRPOTrainerTests: XCTestCase {
         XCTAssertGreaterThan(late, 0.8, "GRPO teaches it to")
         XCTAssertGreaterThan(stored, 0)
         XCTAssertNotNil(t.reference, "β > 0 keeps a reference model")
+    }
+
+    /// With LoRA only the adapter trains, and the reference is the base (the adapter off), not a
+    /// copy: the KL is 0 while B is still 0 (the first step) and grows once the adapter has moved.
+    func testLoRATrainsTheAdapterAgainstTheBase() throws {
+        let t = try trainer(rewards: [StartsWithSeven()], steps: 4, dynamic: 3, lora: try LoRAConfig(r: 2, alpha: 4))
+        XCTAssertNil(t.reference, "no second copy of the model")
+        XCTAssertEqual(t.optimizer.parameters.count, 2 * 7)
+        let base = t.policy.namedParameters.map(\.1.values)
+        var kl: [Double] = []
+        try t.train { if case .step(let report) = $0 { kl.append((report.metrics as! GRPOStepMetrics).kl) } }
+        XCTAssertEqual(t.policy.namedParameters.map(\.1.values), base, "the base is frozen")
+        XCTAssertTrue(t.policy.adapterParameters.filter { $0.0.contains("lora_B") }.contains { $0.1.values.contains { $0 != 0 } })
+        XCTAssertEqual(kl.first!, 0, accuracy: 1e-7)
+        XCTAssertGreaterThan(kl.last!, 0)
     }
 
     /// The loss is normalised over the whole batch, so feeding it in micro-batches (here of a few
