@@ -24,7 +24,4 @@ public enum ByteLevel {
         for (b, c) in byteToChar.enumerated() { map[c] = UInt8(b) }
         return map
     }()
-
-    /// The table characters of a string's UTF-8 bytes.
-    public static func encode(_ text: Substring) -> [Character] { text.utf8.map { byteToChar[Int($0)] } }
 }

@@ -38,10 +38,15 @@ extension Tokenizer {
         return config
     }
 
-    /// Writes tokenizer.json and tokenizer_config.json into `dir`.
+    /// Writes the tokenizer into `dir`: the files it was read from, byte for byte, or, for a
+    /// tokenizer trained by Grove, a fresh tokenizer.json and tokenizer_config.json.
     public func save(to dir: URL) throws {
         do {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            if !sourceFiles.isEmpty {
+                for (name, data) in sourceFiles { try data.write(to: dir.appendingPathComponent(name), options: .atomic) }
+                return
+            }
             let merges = model.orderedMerges
             let json = Tokenizer.tokenizerJSON(vocab: model.vocab, merges: merges, added: added)
             let config = Tokenizer.configJSON(added: added, eos: eosTokenId, pad: padTokenId, chatTemplate: chatTemplate)

@@ -55,3 +55,24 @@ final class TokenizerFixtureTests: XCTestCase {
         XCTAssertEqual(tokenizer.decode([id]), "\u{FFFD}")
     }
 }
+
+/// Saving a loaded tokenizer writes back the files it was read from, unchanged.
+final class TokenizerSaveTests: XCTestCase {
+    func testLoadThenSaveIsByteIdentical() throws {
+        let source = FileManager.default.temporaryDirectory.appendingPathComponent("grove-tok-src-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+        let shared = Fixtures.publicDir.appendingPathComponent("tokenizer")
+        for name in ["tokenizer.json", "tokenizer_config.json"] {
+            try FileManager.default.copyItem(at: shared.appendingPathComponent(name), to: source.appendingPathComponent(name))
+        }
+        // Files transformers 5 writes beside them, which Grove must carry along.
+        try Data(#"{"eos_token": "<|im_end|>", "bos_token": "<|endoftext|>"}"#.utf8).write(to: source.appendingPathComponent("special_tokens_map.json"))
+        try Data("{{ bos_token }}{% for m in messages %}{{ m.content }}{% endfor %}\n".utf8).write(to: source.appendingPathComponent("chat_template.jinja"))
+
+        let saved = FileManager.default.temporaryDirectory.appendingPathComponent("grove-tok-saved-\(UUID().uuidString)")
+        try Tokenizer(directory: source).save(to: saved)
+        for name in ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"] {
+            XCTAssertEqual(try Data(contentsOf: saved.appendingPathComponent(name)), try Data(contentsOf: source.appendingPathComponent(name)), name)
+        }
+    }
+}

