@@ -72,7 +72,7 @@ public enum BPETrainer {
         return try Tokenizer(vocab: ids, merges: merges, added: added,
                          eos: specialTokens.last.flatMap { s in added.first { $0.content == s }?.id },
                          pad: specialTokens.first.flatMap { s in added.first { $0.content == s }?.id },
-                         chatTemplate: specialTokens.contains("<|im_start|>") ? .chatML(defaultSystem: nil) : nil)
+                         chatTemplate: specialTokens.contains("<|im_start|>") ? .chatML : nil)
     }
 }
 

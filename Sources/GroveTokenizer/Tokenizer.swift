@@ -23,8 +23,12 @@ public final class Tokenizer {
     private var cache: [[UInt8]: [Int]] = [:]
     private let cacheLock = NSLock()
 
-    /// The chat template, from tokenizer_config.json or set by name.
+    /// The chat template, from chat_template.jinja or tokenizer_config.json; nil when the files have none.
     public var chatTemplate: ChatTemplate?
+    /// The special tokens a chat template sees as variables (`bos_token`, `eos_token`, ...).
+    let templateTokens: [String: String]
+    /// The tokenizer.json path, or what made the tokenizer, for messages.
+    let sourceDescription: String
     public let eosTokenId: Int?
     public let padTokenId: Int?
     public let bosTokenId: Int?
@@ -43,6 +47,9 @@ public final class Tokenizer {
                       config: FileManager.default.fileExists(atPath: config.path) ? config : nil)
         for name in Tokenizer.fileNames.dropFirst(2) {
             if let data = FileManager.default.contents(atPath: dir.appendingPathComponent(name).path) { sourceFiles[name] = data }
+        }
+        if let data = sourceFiles["chat_template.jinja"] {
+            chatTemplate = try ChatTemplate(String(decoding: data, as: UTF8.self), origin: dir.appendingPathComponent("chat_template.jinja").path)
         }
     }
 
@@ -105,15 +112,28 @@ public final class Tokenizer {
         (prefixIds, suffixIds) = try Tokenizer.readPostProcessor(json["post_processor"], file: path)
         try Tokenizer.checkDecoder(json["decoder"], file: path)
 
-        func tokenId(_ key: String) -> Int? {
+        var tokens: [String: String] = [:]
+        for key in ["bos_token", "eos_token", "unk_token", "pad_token"] {
             let value = config[key]
-            let name = (value as? String) ?? ((value as? [String: Any])?["content"] as? String)
-            return name.flatMap { n in addedTokens.first { $0.content == n }?.id ?? vocab[n] }
+            if let name = (value as? String) ?? ((value as? [String: Any])?["content"] as? String) { tokens[key] = name }
         }
+        templateTokens = tokens
+        func tokenId(_ key: String) -> Int? { tokens[key].flatMap { n in addedTokens.first { $0.content == n }?.id ?? vocab[n] } }
         eosTokenId = tokenId("eos_token")
         padTokenId = tokenId("pad_token")
         bosTokenId = tokenId("bos_token")
-        chatTemplate = (config["chat_template"] as? String).flatMap(ChatTemplate.recognize)
+        sourceDescription = path
+        let configPath = URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("tokenizer_config.json").path
+        switch config["chat_template"] {
+        case let source as String: chatTemplate = try ChatTemplate(source, origin: configPath)
+        case let named as [[String: Any]]:
+            // A list of named templates: the "default" one renders plain chats.
+            guard let source = named.first(where: { $0["name"] as? String == "default" })?["template"] as? String else {
+                throw TokenizerError.malformed(file: configPath, key: "chat_template", problem: "a list of named templates without \"default\"")
+            }
+            chatTemplate = try ChatTemplate(source, origin: configPath)
+        default: chatTemplate = nil
+        }
     }
 
     /// Size of the id space (BPE vocabulary and added tokens).

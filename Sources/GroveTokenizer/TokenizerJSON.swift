@@ -32,9 +32,7 @@ extension Tokenizer {
                                      "model_max_length": 4096]
         if let eos, let t = added.first(where: { $0.id == eos }) { config["eos_token"] = t.content }
         if let pad, let t = added.first(where: { $0.id == pad }) { config["pad_token"] = t.content }
-        if case .chatML = chatTemplate {
-            config["chat_template"] = "{%- for message in messages %}{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
-        }
+        if let chatTemplate { config["chat_template"] = chatTemplate.source }
         return config
     }
 

@@ -250,6 +250,8 @@ def chat_cases(bos, eos, smollm2_gguf):
     tool_conversation = [{"role": "user", "content": "Add 2 and 2"},
                          {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": {"name": "add", "arguments": {"a": 2, "b": 2}}}]},
                          {"role": "tool", "content": "4"}, {"role": "tool", "content": "four"}, {"role": "assistant", "content": "It is 4.", "name": "bot"}]
+    # Sorted keys: Foundation's JSON reader does not keep key order, and tojson prints it.
+    tools, tool_conversation = json.loads(json.dumps(tools, sort_keys=True)), json.loads(json.dumps(tool_conversation, sort_keys=True))
     templates = [("chatml", CHATML), ("qwen2.5", QWEN25), ("llama3", LLAMA3_TEMPLATE), ("mistral", MISTRAL), ("gemma", GEMMA), ("features", FEATURES)]
     if smollm2_gguf:
         templates.insert(3, ("smollm2", smollm2_template(smollm2_gguf)))
