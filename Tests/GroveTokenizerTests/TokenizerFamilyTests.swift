@@ -9,9 +9,10 @@ import XCTest
 final class TokenizerFamilyTests: XCTestCase {
     static let dir = Fixtures.local.appendingPathComponent("tokenizers")
 
-    func family(_ name: String) throws {
-        let tok = try Tokenizer(directory: Self.dir.appendingPathComponent(name))
-        let fixture = try Fixtures.json(Self.dir.appendingPathComponent("encodings.json"))
+    /// The tokenizer in `folder` against `encodings.json` in `fixtures` (the family `name`'s entry).
+    func family(_ name: String, folder: URL? = nil, fixtures: URL = dir) throws {
+        let tok = try Tokenizer(directory: folder ?? Self.dir.appendingPathComponent(name))
+        let fixture = try Fixtures.json(fixtures.appendingPathComponent("encodings.json"))
         let texts = fixture["texts"] as! [String]
         let expected = (fixture["families"] as! [String: Any])[name] as! [String: Any]
         let ids = expected["ids"] as! [[Int]], decoded = expected["decoded"] as! [String]
@@ -32,6 +33,15 @@ final class TokenizerFamilyTests: XCTestCase {
     func testQwen2() throws { try family("qwen2") }
     func testSmolLM2() throws { try family("smollm2") }
     func testMixedComponents() throws { try family("mixed") }
+
+    /// Real tokenizers, too large to commit, checked where they are (see make_tokenizer_fixtures.py).
+    func testLocalTokenizers() throws {
+        guard let dirs = ProcessInfo.processInfo.environment["GROVE_TOKENIZER_CHECK"] else { throw XCTSkip("GROVE_TOKENIZER_CHECK is not set") }
+        for path in dirs.split(separator: ":") {
+            let dir = URL(fileURLWithPath: String(path))
+            try family("local", folder: dir, fixtures: dir)
+        }
+    }
 
     /// "\r\n" is two scalars in one grapheme cluster; the pre-tokenizers see two.
     func testCarriageReturnNewlineSplitsLikeTokenizers() {

@@ -10,6 +10,12 @@
 #   <family>/tokenizer.json, <family>/tokenizer_config.json
 #   encodings.json       {"texts": [...], "families": {family: {"ids": [[...]], "ids_with_special": [[...]], "decoded": [...]}}}
 #   chat_templates.json  [{"name", "template", "bos_token", "eos_token", "cases": [{"messages", "add_generation_prompt", "tools"?, "text" | "error"}]}]
+#
+# Real tokenizers are too large to commit; check one locally (TokenizerFamilyTests reads the folders
+# listed in GROVE_TOKENIZER_CHECK, colon-separated):
+#   .../make_tokenizer_fixtures.py --from-gguf SmolLM2.gguf DIR   # DIR/tokenizer.json from the GGUF's vocabulary and merges
+#   .../make_tokenizer_fixtures.py --expect DIR                   # DIR/encodings.json: what tokenizers makes of the texts
+#   GROVE_TOKENIZER_CHECK=DIR swift test --skip-build --filter TokenizerFamilyTests
 import json, os, random, sys, unicodedata, zipfile, glob
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers, Regex
@@ -276,7 +282,39 @@ def chat_cases(bos, eos, smollm2_gguf):
     return out
 
 
+def from_gguf(gguf_path, folder):
+    """A SmolLM2 GGUF's (tokenizer.ggml.model gpt2, pre smollm) tokenizer as tokenizer.json."""
+    from gguf import GGUFReader
+    from tokenizers import AddedToken
+    reader = GGUFReader(gguf_path)
+    def strings(key):
+        f = reader.fields[key]
+        return [bytes(f.parts[i]).decode("utf-8") for i in f.data]
+    tokens, merges = strings("tokenizer.ggml.tokens"), strings("tokenizer.ggml.merges")
+    types = [int(reader.fields["tokenizer.ggml.token_type"].parts[i][0]) for i in reader.fields["tokenizer.ggml.token_type"].data]
+    tok = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=[tuple(m.split(" ", 1)) for m in merges]))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level(use_regex=True)])
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t, kind in zip(tokens, types) if kind == 3])  # control tokens
+    os.makedirs(folder, exist_ok=True)
+    tok.save(os.path.join(folder, "tokenizer.json"))
+
+
+def expect(folder):
+    tok = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+    all_texts = texts()
+    encodings = {"ids": [tok.encode(t, add_special_tokens=False).ids for t in all_texts],
+                 "ids_with_special": [tok.encode(t, add_special_tokens=True).ids for t in all_texts[:20]],
+                 "decoded": [tok.decode(tok.encode(t, add_special_tokens=False).ids, skip_special_tokens=False) for t in all_texts]}
+    with open(os.path.join(folder, "encodings.json"), "w") as f:
+        json.dump({"texts": all_texts, "families": {"local": encodings}}, f, ensure_ascii=True, separators=(",", ":"))
+
+
 def main():
+    if sys.argv[1:2] == ["--from-gguf"]:
+        return from_gguf(sys.argv[2], sys.argv[3])
+    if sys.argv[1:2] == ["--expect"]:
+        return expect(sys.argv[2])
     gguf = sys.argv[1] if len(sys.argv) > 1 else None
     all_texts = texts()
     families = {}
