@@ -181,18 +181,15 @@ public final class Tokenizer {
         return out
     }
 
-    /// Text of `ids`: BPE tokens back to bytes through the byte-level table, added tokens as
-    /// they are, then UTF-8 with invalid sequences replaced by U+FFFD (as `tokenizers` does).
+    /// Text of `ids`, as `tokenizers`' ByteLevel decoder makes it: each token, added ones too,
+    /// back to bytes through the byte-level table when all its scalars are in it, else as its
+    /// UTF-8; then UTF-8 with invalid sequences replaced by U+FFFD.
     public func decode(_ ids: [Int], skipSpecialTokens: Bool = false) -> String {
         var bytes: [UInt8] = []
         for id in ids {
-            if let a = addedById[id] {
-                if skipSpecialTokens && a.special { continue }
-                bytes.append(contentsOf: Array(a.content.utf8))
-                continue
-            }
+            if skipSpecialTokens, addedById[id]?.special == true { continue }
             guard let token = idToToken(id) else { continue }
-            let mapped = token.map { ByteLevel.charToByte[$0] }
+            let mapped = token.unicodeScalars.map { ByteLevel.scalarToByte[$0] }
             if mapped.allSatisfy({ $0 != nil }) { bytes.append(contentsOf: mapped.map { $0! }) } else { bytes.append(contentsOf: Array(token.utf8)) }
         }
         return String(decoding: bytes, as: UTF8.self)

@@ -83,3 +83,23 @@ final class TokenizerFamilyTests: XCTestCase {
         XCTAssertThrowsError(try Tokenizer(directory: dir)) { XCTAssertTrue("\($0)".contains("'model.byte_fallback' = true"), "\($0)") }
     }
 }
+
+/// Added tokens go through the ByteLevel decoder as `tokenizers` sends them (checked with 0.23):
+/// "<é>" has a byte-table "é" (0xE9, invalid UTF-8 alone) and "ĠHi" a byte-table space.
+final class TokenizerDecodeTests: XCTestCase {
+    func testAddedTokensDecodeThroughTheByteTable() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("grove-tok-\(UUID().uuidString)")
+        try FileManager.default.copyItem(at: TokenizerFamilyTests.dir.appendingPathComponent("gpt2"), to: dir)
+        let file = dir.appendingPathComponent("tokenizer.json")
+        var json = try Fixtures.json(file)
+        json["added_tokens"] = (json["added_tokens"] as! [[String: Any]]) + [
+            ["id": 700, "content": "<é>", "special": true, "lstrip": false, "rstrip": false, "normalized": false, "single_word": false],
+            ["id": 701, "content": "ĠHi", "special": false, "lstrip": false, "rstrip": false, "normalized": false, "single_word": false],
+        ]
+        try JSONSerialization.data(withJSONObject: json).write(to: file)
+        let tok = try Tokenizer(directory: dir)
+        XCTAssertEqual(tok.encode("a<é>b"), [65, 700, 66])
+        XCTAssertEqual(tok.decode([65, 700, 66, 701]), "a<\u{FFFD}>b Hi")
+        XCTAssertEqual(tok.decode([65, 700, 66, 701], skipSpecialTokens: true), "ab Hi")
+    }
+}
