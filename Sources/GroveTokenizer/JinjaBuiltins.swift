@@ -78,7 +78,7 @@ enum JinjaBuiltins {
         case "upper": return .string(v.text.uppercased())
         case "lower": return .string(v.text.lowercased())
         case "capitalize": let s = v.text; return .string(s.prefix(1).uppercased() + s.dropFirst().lowercased())
-        case "title": return .string(v.text.capitalized)
+        case "title": return .string(titled(v.text, upper: true) { "-({[<".unicodeScalars.contains($0) || isSpace($0) })
         case "string": return .string(v.text)
         case "int": return .int(v.number.map(Int.init) ?? Int(v.text.trimmingCharacters(in: .whitespaces)) ?? 0)
         case "float": return .double(v.number ?? Double(v.text.trimmingCharacters(in: .whitespaces)) ?? 0)
@@ -108,6 +108,12 @@ enum JinjaBuiltins {
         case "map":
             guard let attribute = kwargs["attribute"]?.text else { throw JinjaError(message: "map is supported with attribute= only") }
             return .list(try v.items().map { item in if case .dict(let d) = item { return d[attribute] ?? .undefined }; return .undefined })
+        case "select", "reject":
+            let keep = name == "select"
+            return .list(try v.items().filter { item in
+                let passes = args.isEmpty ? item.isTrue : try test(args[0].text, item, Array(args.dropFirst()))
+                return passes == keep
+            })
         case "selectattr", "rejectattr":
             guard let attribute = args.first?.text else { throw JinjaError(message: "\(name) needs an attribute name") }
             let keep = name == "selectattr"
@@ -162,7 +168,7 @@ enum JinjaBuiltins {
             case "rstrip": return .string(strip(s, left: false, right: true, chars))
             case "upper": return .string(s.uppercased())
             case "lower": return .string(s.lowercased())
-            case "title": return .string(s.capitalized)
+            case "title": return .string(titled(s, upper: false) { !$0.properties.isCased })
             case "capitalize": return .string(s.prefix(1).uppercased() + s.dropFirst().lowercased())
             case "startswith": return .bool(try args.first.map { try prefixes($0).contains { s.unicodeScalars.starts(with: $0.unicodeScalars) } } ?? false)
             case "endswith": return .bool(try args.first.map { try prefixes($0).contains { s.unicodeScalars.reversed().starts(with: $0.unicodeScalars.reversed()) } } ?? false)
@@ -199,6 +205,18 @@ enum JinjaBuiltins {
         default:
             return nil
         }
+    }
+
+    /// Each word's first scalar upper-cased (jinja2's `title` filter) or title-cased (Python's
+    /// `str.title`) and the rest lower-cased; a word starts after a scalar for which `separates`
+    /// holds (the filter: space or -({[<; `str.title`: any uncased scalar).
+    static func titled(_ s: String, upper: Bool, separates: (Unicode.Scalar) -> Bool) -> String {
+        var out = "", startsWord = true
+        for u in s.unicodeScalars {
+            out += !startsWord ? u.properties.lowercaseMapping : upper ? u.properties.uppercaseMapping : u.properties.titlecaseMapping
+            startsWord = separates(u)
+        }
+        return out
     }
 
     /// `startswith(("a", "b"))` takes a tuple of prefixes.

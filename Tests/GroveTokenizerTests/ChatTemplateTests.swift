@@ -4,7 +4,7 @@ import XCTest
 @testable import GroveTokenizer
 
 /// Grove's Jinja interpreter against transformers' `apply_chat_template` (jinja2) on the
-/// templates of Tests/Fixtures/tokenizers/chat_templates.json: ChatML, Qwen2.5, Llama-3,
+/// templates of Tests/Fixtures/tokenizers/chat_templates.json: ChatML, Qwen2.5, Qwen3, Llama-3, Llama-3.1,
 /// SmolLM2 (its real template), Mistral, Gemma and one using the rest of the supported subset.
 final class ChatTemplateTests: XCTestCase {
     static let dir = Fixtures.local.appendingPathComponent("tokenizers")
