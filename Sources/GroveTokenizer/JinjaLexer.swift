@@ -25,11 +25,30 @@ struct JinjaError: Error, CustomStringConvertible {
 
 enum JinjaLexer {
     private enum Kind { case output, statement, comment }
-    private struct Tag { var kind: Kind; var inner: String; var stripBefore: Bool; var stripAfter: Bool; var line: Int }
+    /// `-` strips whitespace on that side; `+` keeps what lstrip_blocks / trim_blocks would remove.
+    private struct Tag { var kind: Kind; var inner: String; var stripBefore, stripAfter, keepBefore, keepAfter: Bool; var line: Int }
+
+    /// jinja2 reads the source with each "\r\n", "\r" and "\n" made "\n", and one trailing
+    /// line break dropped (keep_trailing_newline is off).
+    static func lines(_ source: String) -> [Unicode.Scalar] {
+        let s = Array(source.unicodeScalars)
+        var out: [Unicode.Scalar] = []
+        var i = 0
+        while i < s.count {
+            if s[i] == "\n" || s[i] == "\r" {
+                if s[i] == "\r", i + 1 < s.count, s[i + 1] == "\n" { i += 1 }
+                if i + 1 < s.count { out.append("\n") }
+            } else {
+                out.append(s[i])
+            }
+            i += 1
+        }
+        return out
+    }
 
     static func segments(_ source: String) throws -> [JinjaSegment] {
         // Pass 1: raw text pieces and tags, alternating (text, tag, text, ..., text).
-        let s = Array(source.unicodeScalars)
+        let s = lines(source)
         var texts: [[Unicode.Scalar]] = [], tags: [Tag] = []
         var i = 0, textStart = 0, line = 1
         while i < s.count {
@@ -54,10 +73,12 @@ enum JinjaLexer {
             guard let end else { throw JinjaError(message: "line \(line): unclosed tag") }
             var lo = i + 2, hi = end
             let stripBefore = lo < hi && s[lo] == "-", stripAfter = hi > lo && s[hi - 1] == "-"
-            if lo < hi && (s[lo] == "-" || s[lo] == "+") { lo += 1 }
-            if hi > lo && (s[hi - 1] == "-" || s[hi - 1] == "+") { hi -= 1 }
+            let keepBefore = lo < hi && s[lo] == "+", keepAfter = hi > lo && s[hi - 1] == "+"
+            if stripBefore || keepBefore { lo += 1 }
+            if stripAfter || keepAfter { hi -= 1 }
             texts.append(Array(s[textStart..<i]))
-            tags.append(Tag(kind: kind, inner: String(String.UnicodeScalarView(s[lo..<hi])), stripBefore: stripBefore, stripAfter: stripAfter, line: line))
+            tags.append(Tag(kind: kind, inner: String(String.UnicodeScalarView(s[lo..<max(lo, hi)])), stripBefore: stripBefore, stripAfter: stripAfter,
+                            keepBefore: keepBefore, keepAfter: keepAfter, line: line))
             line += s[i..<(end + 2)].filter { $0 == "\n" }.count
             i = end + 2
             textStart = i
@@ -73,17 +94,15 @@ enum JinjaLexer {
                 let before = tags[k - 1]
                 if before.stripAfter {
                     text = Array(text.drop { isSpace($0) })
-                } else if before.kind != .output, text.first == "\n" {
+                } else if before.kind != .output, !before.keepAfter, text.first == "\n" {
                     text.removeFirst(); startsLine = true
-                } else if before.kind != .output, text.starts(with: ["\r", "\n"]) {
-                    text.removeFirst(2); startsLine = true
                 }
             }
             if k < tags.count {
                 let after = tags[k]
                 if after.stripBefore {
                     while let last = text.last, isSpace(last) { text.removeLast() }
-                } else if after.kind != .output {
+                } else if after.kind != .output, !after.keepBefore {
                     let lineStart = (text.lastIndex(of: "\n").map { $0 + 1 }) ?? 0
                     if (lineStart > 0 || startsLine) && text[lineStart...].allSatisfy({ $0 == " " || $0 == "\t" }) { text.removeSubrange(lineStart...) }
                 }

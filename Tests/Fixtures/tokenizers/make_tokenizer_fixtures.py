@@ -427,6 +427,12 @@ FEATURES = """{# trim_blocks and lstrip_blocks are on, as in transformers #}
 """
 
 
+# Line breaks in the template source: jinja2 turns "\r\n" and "\r" into "\n" (not U+2028 or
+# "\v") and drops one at the end;
+# `+` keeps what trim_blocks and lstrip_blocks would remove.
+LINES = "{% for m in messages %}{{ m.content }}\r\n  {%+ if loop.last +%}\n[last]{% endif %}\r{% endfor %}a\u2028b\x0bc\n\n"
+
+
 def chat_cases(bos, eos, smollm2_gguf):
     conversations = {
         "user": [{"role": "user", "content": "What is 2+2?"}],
@@ -448,7 +454,7 @@ def chat_cases(bos, eos, smollm2_gguf):
     # Sorted keys: Foundation's JSON reader does not keep key order, and tojson prints it.
     tools, tool_conversation = json.loads(json.dumps(tools, sort_keys=True)), json.loads(json.dumps(tool_conversation, sort_keys=True))
     templates = [("chatml", CHATML), ("qwen2.5", QWEN25), ("qwen3", QWEN3), ("llama3", LLAMA3_TEMPLATE), ("llama3.1", LLAMA31), ("mistral", MISTRAL),
-                 ("gemma", GEMMA), ("features", FEATURES)]
+                 ("gemma", GEMMA), ("features", FEATURES), ("lines", LINES)]
     if smollm2_gguf:
         templates.insert(3, ("smollm2", smollm2_template(smollm2_gguf)))
     tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.BPE()), bos_token=bos, eos_token=eos)
