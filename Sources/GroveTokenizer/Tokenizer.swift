@@ -40,37 +40,51 @@ public final class Tokenizer {
     /// The files of a tokenizer folder that `save(to:)` copies back.
     static let fileNames = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"]
 
-    /// Reads `dir/tokenizer.json` and, when present, `dir/tokenizer_config.json`.
+    /// Reads `dir/tokenizer.json` and, when present, `dir/tokenizer_config.json`,
+    /// `dir/special_tokens_map.json` and `dir/chat_template.jinja`.
     public convenience init(directory dir: URL) throws {
-        let config = dir.appendingPathComponent("tokenizer_config.json")
-        try self.init(tokenizerJSON: dir.appendingPathComponent("tokenizer.json"),
-                      config: FileManager.default.fileExists(atPath: config.path) ? config : nil)
-        for name in Tokenizer.fileNames.dropFirst(2) {
-            if let data = FileManager.default.contents(atPath: dir.appendingPathComponent(name).path) { sourceFiles[name] = data }
+        var files: [String: Data] = [:], paths: [String: String] = [:]
+        for name in Tokenizer.fileNames {
+            paths[name] = dir.appendingPathComponent(name).path
+            if let data = FileManager.default.contents(atPath: paths[name]!) { files[name] = data }
         }
-        if let data = sourceFiles["chat_template.jinja"] {
-            chatTemplate = try ChatTemplate(String(decoding: data, as: UTF8.self), origin: dir.appendingPathComponent("chat_template.jinja").path)
-        }
+        try self.init(files: files, paths: paths)
     }
 
     /// Reads a tokenizer.json file and, optionally, its tokenizer_config.json.
     public convenience init(tokenizerJSON file: URL, config configFile: URL? = nil) throws {
-        func read(_ url: URL) throws -> (Data, [String: Any]) {
-            guard let data = FileManager.default.contents(atPath: url.path) else { throw TokenizerError.missingFile(path: url.path) }
-            guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-                throw TokenizerError.malformed(file: url.path, key: "", problem: "not a JSON object")
-            }
-            return (data, json)
+        var files: [String: Data] = [:]
+        let paths = ["tokenizer.json": file.path, "tokenizer_config.json": configFile?.path ?? "tokenizer_config.json"]
+        files["tokenizer.json"] = FileManager.default.contents(atPath: file.path)
+        if let configFile {
+            guard let data = FileManager.default.contents(atPath: configFile.path) else { throw TokenizerError.missingFile(path: configFile.path) }
+            files["tokenizer_config.json"] = data
         }
-        let tokenizer = try read(file), config = try configFile.map(read)
-        try self.init(json: tokenizer.1, config: config?.1 ?? [:], file: file.path)
-        sourceFiles["tokenizer.json"] = tokenizer.0
-        if let config { sourceFiles["tokenizer_config.json"] = config.0 }
+        try self.init(files: files, paths: paths)
+    }
+
+    /// Reads the tokenizer files present in `files` (by name, see `fileNames`); `paths` names them in errors.
+    private convenience init(files: [String: Data], paths: [String: String]) throws {
+        func object(_ name: String) throws -> [String: Any]? {
+            guard let data = files[name] else { return nil }
+            guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+                throw TokenizerError.malformed(file: paths[name]!, key: "", problem: "not a JSON object")
+            }
+            return json
+        }
+        guard let json = try object("tokenizer.json") else { throw TokenizerError.missingFile(path: paths["tokenizer.json"]!) }
+        // special_tokens_map.json fills in the special tokens tokenizer_config.json leaves out (older saves keep them only there).
+        let config = (try object("tokenizer_config.json") ?? [:]).merging(try object("special_tokens_map.json") ?? [:]) { fromConfig, _ in fromConfig }
+        try self.init(json: json, config: config, file: paths["tokenizer.json"]!, configFile: paths["tokenizer_config.json"]!)
+        sourceFiles = files
+        if let data = files["chat_template.jinja"] {
+            chatTemplate = try ChatTemplate(String(decoding: data, as: UTF8.self), origin: paths["chat_template.jinja"]!)
+        }
     }
 
     /// Builds a tokenizer from parsed tokenizer.json and tokenizer_config.json objects;
-    /// `path` names the source in errors.
-    init(json: [String: Any], config: [String: Any], file path: String) throws {
+    /// `path` and `configPath` name them in errors.
+    init(json: [String: Any], config: [String: Any], file path: String, configFile configPath: String) throws {
         guard let modelJSON = json["model"] as? [String: Any] else { throw TokenizerError.malformed(file: path, key: "model", problem: "missing") }
         let type = modelJSON["type"] as? String ?? "BPE"
         guard type == "BPE" else { throw TokenizerError.unsupported(file: path, key: "model.type", value: type, supported: "BPE") }
@@ -123,7 +137,6 @@ public final class Tokenizer {
         padTokenId = tokenId("pad_token")
         bosTokenId = tokenId("bos_token")
         sourceDescription = path
-        let configPath = URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("tokenizer_config.json").path
         switch config["chat_template"] {
         case let source as String: chatTemplate = try ChatTemplate(source, origin: configPath)
         case let named as [[String: Any]]:

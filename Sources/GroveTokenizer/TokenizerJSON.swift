@@ -6,7 +6,7 @@ extension Tokenizer {
                      chatTemplate: ChatTemplate?) throws {
         try self.init(json: Tokenizer.tokenizerJSON(vocab: vocab, merges: merges, added: added),
                       config: Tokenizer.configJSON(added: added, eos: eos, pad: pad, chatTemplate: chatTemplate),
-                      file: "<trained tokenizer>")
+                      file: "<trained tokenizer>", configFile: "<trained tokenizer>")
     }
 
     static func tokenizerJSON(vocab: [String: Int], merges: [(String, String)], added: [AddedToken]) -> [String: Any] {

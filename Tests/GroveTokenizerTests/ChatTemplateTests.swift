@@ -69,6 +69,18 @@ final class ChatTemplateTests: XCTestCase {
         }
     }
 
+    /// Older saves keep the special tokens only in special_tokens_map.json.
+    func testSpecialTokensMapFillsInTheConfig() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("grove-tok-\(UUID().uuidString)")
+        try FileManager.default.copyItem(at: Self.dir.appendingPathComponent("qwen2"), to: dir)
+        try #"{"bos_token": {"content": "<|endoftext|>"}, "eos_token": "<|im_start|>"}"#.write(to: dir.appendingPathComponent("special_tokens_map.json"), atomically: true, encoding: .utf8)
+        try "{{ bos_token }}|{{ eos_token }}".write(to: dir.appendingPathComponent("chat_template.jinja"), atomically: true, encoding: .utf8)
+        let tok = try Tokenizer(directory: dir)
+        XCTAssertEqual(tok.bosTokenId, tok.tokenToId("<|endoftext|>"))
+        XCTAssertEqual(tok.eosTokenId, tok.tokenToId("<|im_end|>"), "tokenizer_config.json wins")
+        XCTAssertEqual(try tok.applyChatTemplate([], addGenerationPrompt: false), "<|endoftext|>|<|im_end|>")
+    }
+
     /// Only a tokenizer without any template falls back to ChatML.
     func testNoTemplateFallsBackToChatML() throws {
         let tok = try Tokenizer(directory: Self.dir.appendingPathComponent("qwen2"))
