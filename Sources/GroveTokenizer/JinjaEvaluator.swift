@@ -1,10 +1,10 @@
 import Foundation
 
 /// A parsed Jinja template, rendered as transformers' `apply_chat_template` renders it.
-public struct JinjaTemplate {
+struct JinjaTemplate {
     let nodes: [JinjaNode]
 
-    public init(_ source: String) throws { nodes = try JinjaParser.parse(source) }
+    init(_ source: String) throws { nodes = try JinjaParser.parse(source) }
 
     /// The template's output for these variables (`messages`, `add_generation_prompt`, `bos_token`, ...).
     func render(_ variables: [String: JinjaValue]) throws -> String {
@@ -58,6 +58,20 @@ struct JinjaRenderer {
             switch node {
             case .text(let t): out += t
             case .output(let e): out += try eval(e).text
+            case .macro(let name, let parameters, let body):
+                // The macro sees the variables of where it is defined, as they are then.
+                let defined = scopes
+                let defaults = try parameters.map { try $0.1.map(eval) }
+                assign(name, .function { args, kwargs in
+                    var scope: [String: JinjaValue] = [:]
+                    for (i, (parameter, _)) in parameters.enumerated() {
+                        scope[parameter] = i < args.count ? args[i] : kwargs[parameter] ?? defaults[i] ?? .undefined
+                    }
+                    var renderer = JinjaRenderer(scopes: defined + [scope])
+                    var text = ""
+                    _ = try renderer.run(body, into: &text)
+                    return .string(text)
+                })
             case .block(let body):
                 let flow = try run(body, into: &out)
                 if flow != .normal { return flow }

@@ -31,6 +31,8 @@ indirect enum JinjaNode {
     case setBlock(String, [JinjaNode])
     /// The body only: transformers' `{% generation %}` marks assistant tokens, which Grove does not need.
     case block([JinjaNode])
+    /// `macro name(a, b=default)`: a function that renders its body with its arguments bound.
+    case macro(String, parameters: [(String, JinjaExpr?)], body: [JinjaNode])
     case breakLoop, continueLoop
 }
 
@@ -128,6 +130,20 @@ struct JinjaParser {
             }
             try e.expect(.op("="))
             return .set(targets: targets, attribute: attribute, try e.parseAll())
+        case "macro":
+            let name = try e.name()
+            try e.expect(.op("("))
+            var parameters: [(String, JinjaExpr?)] = []
+            while !e.accept(.op(")")) {
+                let parameter = try e.name()
+                parameters.append((parameter, e.accept(.op("=")) ? try e.parseExpression() : nil))
+                if !e.accept(.op(",")) { try e.expect(.op(")")); break }
+            }
+            try e.expectEnd()
+            let (body, end) = try nodes(until: ["endmacro"])
+            guard end == "endmacro" else { throw JinjaError(message: "line \(line): {% macro %} without {% endmacro %}") }
+            _ = take()
+            return .macro(name, parameters: parameters, body: body)
         case "generation":
             let (body, end) = try nodes(until: ["endgeneration"])
             guard end == "endgeneration" else { throw JinjaError(message: "line \(line): {% generation %} without {% endgeneration %}") }
@@ -136,7 +152,7 @@ struct JinjaParser {
         case "break": return .breakLoop
         case "continue": return .continueLoop
         default:
-            throw JinjaError(message: "line \(line): {% \(keyword) %} is not supported (supported: for, if, set, break, continue, generation)")
+            throw JinjaError(message: "line \(line): {% \(keyword) %} is not supported (supported: for, if, set, macro, break, continue, generation)")
         }
     }
 }

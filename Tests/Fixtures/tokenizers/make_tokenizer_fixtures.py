@@ -427,6 +427,15 @@ FEATURES = """{# trim_blocks and lstrip_blocks are on, as in transformers #}
 """
 
 
+# Macros, as some templates render message contents.
+MACROS = """{%- macro render(message, prefix='> ', upper=false) -%}
+{{ prefix }}{{ message.role | upper if upper else message.role }}: {{ message.content | trim }}
+{% endmacro -%}
+{%- set marker = '#' %}
+{%- macro header(n) %}{{ marker * n }} {{ n }} messages{% endmacro %}
+{{ header(messages | length) }}
+{% for m in messages %}{{ render(m, upper=loop.first) }}{{ render(m, '- ') if loop.last }}{% endfor %}"""
+
 # Line breaks in the template source: jinja2 turns "\r\n" and "\r" into "\n" (not U+2028 or
 # "\v") and drops one at the end;
 # `+` keeps what trim_blocks and lstrip_blocks would remove.
@@ -454,7 +463,7 @@ def chat_cases(bos, eos, smollm2_gguf):
     # Sorted keys: Foundation's JSON reader does not keep key order, and tojson prints it.
     tools, tool_conversation = json.loads(json.dumps(tools, sort_keys=True)), json.loads(json.dumps(tool_conversation, sort_keys=True))
     templates = [("chatml", CHATML), ("qwen2.5", QWEN25), ("qwen3", QWEN3), ("llama3", LLAMA3_TEMPLATE), ("llama3.1", LLAMA31), ("mistral", MISTRAL),
-                 ("gemma", GEMMA), ("features", FEATURES), ("lines", LINES)]
+                 ("gemma", GEMMA), ("features", FEATURES), ("macros", MACROS), ("lines", LINES)]
     if smollm2_gguf:
         templates.insert(3, ("smollm2", smollm2_template(smollm2_gguf)))
     tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.BPE()), bos_token=bos, eos_token=eos)
