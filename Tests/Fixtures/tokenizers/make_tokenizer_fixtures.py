@@ -61,7 +61,7 @@ FAMILIES = {
 }
 
 FRAGMENTS = [
-    "Hello world", "The quick brown fox jumps over the lazy dog.", "it's", "I'LL", "we'Re", "they've", "don't", "'S", "ſ",
+    "Hello world", "The quick brown fox jumps over the lazy dog.", "it's", "I'LL", "we'Re", "they've", "don't", "'S", "ſ", "a'ſt", "x'K",
     "  ", "   ", "\t", "\n", "\n\n", "\r\n", "\r\n\r\n", " \r\n ", "\r", "\x0b", "\x0c", "\x85", "\u00a0", "\u2028", "\u3000", " \n  \n",
     "12", "123", "1234567", "3.14159", "2+2=4", "x1y22z333", "٣٤٥", "½", "①②",
     "def f(x):\n    return x**2  # square", "for (i = 0; i < n; i++) {", "a_b-c", "<div class=\"x\">", "https://example.com/a?b=c",
