@@ -26,11 +26,14 @@ public struct Example {
 extension Tokenizer {
     /// `prompt` rendered with the chat template up to the opening of the assistant's turn, and what
     /// rendering `reply` after it adds (its content and end-of-turn); "" when there is no reply.
-    func renderChat(prompt: [ChatMessage], reply: [ChatMessage]) -> (prompt: String, completion: String) {
-        let promptText = applyChatTemplate(prompt, addGenerationPrompt: true)
+    func renderChat(prompt: [ChatMessage], reply: [ChatMessage]) throws -> (prompt: String, completion: String) {
+        let promptText = try applyChatTemplate(prompt, addGenerationPrompt: true)
         if reply.isEmpty { return (promptText, "") }
-        let full = applyChatTemplate(prompt + reply, addGenerationPrompt: false)
-        let completion = full.hasPrefix(promptText) ? String(full.dropFirst(promptText.count)) : reply.map(\.content).joined()
+        let full = try applyChatTemplate(prompt + reply, addGenerationPrompt: false)
+        // By scalars: a Character-wise prefix would treat canonically equivalent text as equal.
+        let (fullScalars, promptScalars) = (full.unicodeScalars, promptText.unicodeScalars)
+        let completion = fullScalars.starts(with: promptScalars)
+            ? String(String.UnicodeScalarView(fullScalars.dropFirst(promptScalars.count))) : reply.map(\.content).joined()
         return (promptText, completion)
     }
 }
@@ -70,6 +73,11 @@ extension JSONLFile {
         }
         let id = (row["id"] as? String) ?? (row["id"].map { "\($0)" } ?? "\(url.lastPathComponent):\(line)")
         let readsCompletion: (String) -> Bool = { completionRequired || row[$0] != nil }
+        func render(_ prompt: [ChatMessage], _ reply: [ChatMessage]) throws -> (prompt: String, completion: String) {
+            do { return try tokenizer.renderChat(prompt: prompt, reply: reply) } catch {
+                throw DataError.chatTemplate(file: url.path, line: line, reason: "\(error)")
+            }
+        }
         switch format {
         case .fields(let p, let c):
             if try value(p) is String {
@@ -77,7 +85,7 @@ extension JSONLFile {
             }
             let prompt = try chat(p, expected: "a string or " + chatShape)
             let reply = readsCompletion(c) ? try chat(c, expected: chatShape + ", as the prompt is") : []
-            let rendered = tokenizer.renderChat(prompt: prompt, reply: reply)
+            let rendered = try render(prompt, reply)
             return Example(id: id, prompt: rendered.prompt, completion: rendered.completion, row: row)
         case .messages(let field):
             let messages = try chat(field, expected: chatShape)
@@ -86,12 +94,12 @@ extension JSONLFile {
                 guard messages.count >= 2 else {
                     throw DataError.wrongFieldType(file: url.path, line: line, field: field, expected: "a conversation before the assistant's reply")
                 }
-                rendered = tokenizer.renderChat(prompt: Array(messages.dropLast()), reply: [messages.last!])
+                rendered = try render(Array(messages.dropLast()), [messages.last!])
             } else {
                 guard !completionRequired else {
                     throw DataError.noReply(file: url.path, line: line, field: field, lastRole: messages.last!.role)
                 }
-                rendered = tokenizer.renderChat(prompt: messages, reply: [])
+                rendered = try render(messages, [])
             }
             return Example(id: id, prompt: rendered.prompt, completion: rendered.completion, row: row)
         }

@@ -9,6 +9,8 @@ public enum DataError: Error, CustomStringConvertible {
     /// A chat with no final assistant turn where a completion is required (SFT).
     case noReply(file: String, line: Int, field: String, lastRole: String)
     case empty(file: String)
+    /// The tokenizer's chat template failed on this row (a raise_exception, say).
+    case chatTemplate(file: String, line: Int, reason: String)
 
     public var description: String {
         switch self {
@@ -20,6 +22,7 @@ public enum DataError: Error, CustomStringConvertible {
         case .noReply(let f, let l, let field, let role):
             return "\(f):\(l): the chat in '\(field)' ends with a \(role) turn, not the assistant's reply to train on; prompt-only rows are for GRPO prompts"
         case .empty(let f): return "\(f): holds no rows"
+        case .chatTemplate(let f, let l, let r): return "\(f):\(l): rendering the chat: \(r)"
         }
     }
 }

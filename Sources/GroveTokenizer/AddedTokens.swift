@@ -8,35 +8,39 @@ public struct AddedToken: Equatable {
     public let rstrip: Bool
 }
 
-/// Cuts text around added tokens before normalization and BPE, as `tokenizers` does:
-/// at each position the longest added token that starts there wins.
+/// Cuts text around added tokens before normalization and BPE, as `tokenizers` does: at each
+/// position the longest added token that starts there wins. Matching compares Unicode scalars,
+/// so `<|im_end|>` is found even when a combining mark follows it (as a Character it would not be).
 struct AddedTokenSplitter {
-    let tokens: [AddedToken]  // longest content first
+    /// Candidates by first scalar, longest first.
+    let byFirst: [Unicode.Scalar: [(token: AddedToken, scalars: [Unicode.Scalar])]]
 
     init(_ tokens: [AddedToken]) {
-        self.tokens = tokens.sorted { $0.content.count > $1.content.count }
+        var table: [Unicode.Scalar: [(token: AddedToken, scalars: [Unicode.Scalar])]] = [:]
+        for t in tokens {
+            let scalars = Array(t.content.unicodeScalars)
+            if let first = scalars.first { table[first, default: []].append((t, scalars)) }
+        }
+        byFirst = table.mapValues { $0.sorted { $0.scalars.count > $1.scalars.count } }
     }
 
-    enum Piece { case text(Substring), token(AddedToken) }
+    enum Piece { case text([Unicode.Scalar]), token(AddedToken) }
 
-    func split(_ text: String) -> [Piece] {
-        guard !tokens.isEmpty else { return text.isEmpty ? [] : [.text(text[...])] }
+    func split(_ text: [Unicode.Scalar]) -> [Piece] {
         var pieces: [Piece] = []
-        var start = text.startIndex, i = text.startIndex
-        while i < text.endIndex {
-            if let tok = tokens.first(where: { text[i...].hasPrefix($0.content) }) {
-                var before = text[start..<i]
-                if tok.lstrip { before = before[..<(before.lastIndex { !$0.isWhitespace }.map { before.index(after: $0) } ?? before.startIndex)] }
-                if !before.isEmpty { pieces.append(.text(before)) }
-                pieces.append(.token(tok))
-                i = text.index(i, offsetBy: tok.content.count)
-                if tok.rstrip { while i < text.endIndex, text[i].isWhitespace { i = text.index(after: i) } }
-                start = i
-            } else {
-                i = text.index(after: i)
-            }
+        var start = 0, i = 0
+        while i < text.count {
+            let match = byFirst[text[i]]?.first { c in i + c.scalars.count <= text.count && text[i..<(i + c.scalars.count)].elementsEqual(c.scalars) }
+            guard let (tok, scalars) = match else { i += 1; continue }
+            var end = i
+            if tok.lstrip { while end > start, isSpace(text[end - 1]) { end -= 1 } }
+            if start < end { pieces.append(.text(Array(text[start..<end]))) }
+            pieces.append(.token(tok))
+            i += scalars.count
+            if tok.rstrip { while i < text.count, isSpace(text[i]) { i += 1 } }
+            start = i
         }
-        if start < text.endIndex { pieces.append(.text(text[start...])) }
+        if start < text.count { pieces.append(.text(Array(text[start...]))) }
         return pieces
     }
 }

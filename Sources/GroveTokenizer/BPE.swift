@@ -1,4 +1,4 @@
-/// Byte-level BPE merging: a pre-token's characters start as one symbol each, then the
+/// Byte-level BPE merging: a pre-token's bytes start as one symbol each, then the
 /// adjacent pair with the lowest merge rank is merged, repeatedly, until no pair has a rank.
 /// This gives the same result as `tokenizers`' priority-queue implementation.
 struct BPEModel {
@@ -10,6 +10,8 @@ struct BPEModel {
     let orderedMerges: [(String, String)]
     /// Llama-3's `ignore_merges`: a pre-token that is itself in the vocabulary is one token.
     let ignoreMerges: Bool
+    /// The id of each byte's table character; nil when the vocabulary lacks it.
+    let byteIds: [Int?]
 
     @inline(__always) static func key(_ a: Int, _ b: Int) -> Int { a << 32 | b }
 
@@ -28,18 +30,15 @@ struct BPEModel {
         self.merges = table
         orderedMerges = merges
         self.ignoreMerges = ignoreMerges
+        byteIds = ByteLevel.byteToChar.map { vocab[String($0)] }
     }
 
-    /// Token ids of one pre-token given as byte-level characters.
-    func encode(_ chars: [Character], into out: inout [Int]) {
-        if ignoreMerges, let id = vocab[String(chars)] { out.append(id); return }
-        var symbols: [Int] = []
-        symbols.reserveCapacity(chars.count)
-        for c in chars {
-            // Byte-level alphabets contain all 256 byte characters; a vocabulary that lacks one
-            // cannot encode this text (tokenizers drops it too, without byte_fallback).
-            if let id = vocab[String(c)] { symbols.append(id) }
-        }
+    /// Token ids of one pre-token given as UTF-8 bytes.
+    func encode(_ bytes: [UInt8], into out: inout [Int]) {
+        if ignoreMerges, let id = vocab[String(bytes.map { ByteLevel.byteToChar[Int($0)] })] { out.append(id); return }
+        // Byte-level alphabets contain all 256 byte characters; a vocabulary that lacks one
+        // cannot encode this text (tokenizers drops it too, without byte_fallback).
+        var symbols = bytes.compactMap { byteIds[Int($0)] }
         while symbols.count > 1 {
             var best = -1, bestRank = Int.max, bestId = 0
             for i in 0..<(symbols.count - 1) {

@@ -9,15 +9,17 @@ import Foundation
 /// only for the words a merge touches.
 public enum BPETrainer {
     public static func train(corpus: [String], vocabSize: Int, specialTokens: [String]) throws -> Tokenizer {
-        let pre = PreTokenizer.qwen2Family(maxDigits: 1)
-        var wordCounts: [String: Int] = [:]
+        let pre = PreTokenizer.split(.qwen2Family(maxDigits: 1), .isolated, invert: false)
+        var wordCounts: [[UInt8]: Int] = [:]  // bytes, not String: String equality is canonical equivalence
         for text in corpus {
-            for piece in pre.split(Substring(text.precomposedStringWithCanonicalMapping)) { wordCounts[String(piece), default: 0] += 1 }
+            for piece in pre.split(Normalizer.nfc.apply(Array(text.unicodeScalars))) {
+                wordCounts[piece.flatMap { Array(UTF8.encode($0)!) }, default: 0] += 1
+            }
         }
         var tokens: [String] = ByteLevel.byteToChar.map { String($0) }
         var ids: [String: Int] = Dictionary(uniqueKeysWithValues: tokens.enumerated().map { ($1, $0) })
-        let sortedWords = wordCounts.sorted { $0.key < $1.key }  // a fixed order: reproducible training
-        var words: [[Int]] = sortedWords.map { w in w.key.utf8.map { Int($0) } }
+        let sortedWords = wordCounts.sorted { $0.key.lexicographicallyPrecedes($1.key) }  // a fixed order: reproducible training
+        var words: [[Int]] = sortedWords.map { w in w.key.map { Int($0) } }
         let freq = sortedWords.map(\.value)
 
         var pairCounts: [Int: Int] = [:]
@@ -70,7 +72,7 @@ public enum BPETrainer {
         return try Tokenizer(vocab: ids, merges: merges, added: added,
                          eos: specialTokens.last.flatMap { s in added.first { $0.content == s }?.id },
                          pad: specialTokens.first.flatMap { s in added.first { $0.content == s }?.id },
-                         chatTemplate: specialTokens.contains("<|im_start|>") ? .chatML(defaultSystem: nil) : nil)
+                         chatTemplate: specialTokens.contains("<|im_start|>") ? .chatML : nil)
     }
 }
 

@@ -18,13 +18,10 @@ public enum ByteLevel {
         return table
     }()
 
-    /// Byte of each table character.
-    public static let charToByte: [Character: UInt8] = {
-        var map: [Character: UInt8] = [:]
-        for (b, c) in byteToChar.enumerated() { map[c] = UInt8(b) }
+    /// Byte of each table character (each is one scalar).
+    public static let scalarToByte: [Unicode.Scalar: UInt8] = {
+        var map: [Unicode.Scalar: UInt8] = [:]
+        for (b, c) in byteToChar.enumerated() { map[c.unicodeScalars.first!] = UInt8(b) }
         return map
     }()
-
-    /// The table characters of a string's UTF-8 bytes.
-    public static func encode(_ text: Substring) -> [Character] { text.utf8.map { byteToChar[Int($0)] } }
 }

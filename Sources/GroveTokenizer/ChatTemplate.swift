@@ -1,3 +1,5 @@
+import Foundation
+
 /// One message of a conversation.
 public struct ChatMessage: Equatable {
     public var role: String
@@ -5,67 +7,60 @@ public struct ChatMessage: Equatable {
     public init(role: String, content: String) { self.role = role; self.content = content }
 }
 
-/// The chat formats Grove renders natively (no Jinja interpreter: the families are few and fixed).
-public enum ChatTemplate: Equatable {
-    /// `<|im_start|>role\ncontent<|im_end|>\n` per message (Qwen). Qwen's own templates insert
-    /// a default system message when the conversation has none.
-    case chatML(defaultSystem: String?)
-    /// `<|begin_of_text|>` then `<|start_header_id|>role<|end_header_id|>\n\ncontent<|eot_id|>` (Llama 3).
-    case llama3
+/// A model's chat template: the Jinja source from its tokenizer files, run by Grove's Jinja
+/// interpreter as transformers' `apply_chat_template` runs it.
+public struct ChatTemplate {
+    public let source: String
+    /// Where the source came from, for errors ("dir/chat_template.jinja").
+    public let origin: String
+    let template: JinjaTemplate
 
-    /// By name: "chatml", "qwen", "llama3".
-    public init?(name: String) {
-        switch name.lowercased() {
-        case "chatml": self = .chatML(defaultSystem: nil)
-        case "qwen", "qwen2": self = .chatML(defaultSystem: "You are a helpful assistant.")
-        case "llama3", "llama-3": self = .llama3
-        default: return nil
+    public init(_ source: String, origin: String = "chat template") throws {
+        self.source = source
+        self.origin = origin
+        do { template = try JinjaTemplate(source) } catch {
+            throw TokenizerError.malformed(file: origin, key: "chat_template", problem: "\(error)")
         }
     }
 
-    /// The family of a Jinja `chat_template` string, recognised by its markers.
-    public static func recognize(_ jinja: String) -> ChatTemplate? {
-        if jinja.contains("<|start_header_id|>") { return .llama3 }
-        guard jinja.contains("<|im_start|>") else { return nil }
-        // A literal default system prompt sits between "<|im_start|>system\n" and "<|im_end|>".
-        if let start = jinja.range(of: "<|im_start|>system\\n"), let end = jinja.range(of: "<|im_end|>", range: start.upperBound..<jinja.endIndex) {
-            let literal = jinja[start.upperBound..<end.lowerBound]
-            if !literal.contains("'") && !literal.contains("{") { return .chatML(defaultSystem: String(literal)) }
-        }
-        return .chatML(defaultSystem: nil)
-    }
+    /// Plain ChatML, `<|im_start|>role\ncontent<|im_end|>\n` per message: Grove's trained tokenizers'
+    /// template, and the fallback for a tokenizer that has none.
+    public static let chatML = try! ChatTemplate(
+        "{%- for message in messages %}{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}",
+        origin: "Grove's ChatML template")
 
-    /// The conversation as text; `addGenerationPrompt` opens an assistant turn.
-    public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool) -> String {
-        var out = ""
-        switch self {
-        case .chatML(let defaultSystem):
-            if let defaultSystem, messages.first?.role != "system" {
-                out += "<|im_start|>system\n\(defaultSystem)<|im_end|>\n"
-            }
-            for m in messages { out += "<|im_start|>\(m.role)\n\(m.content)<|im_end|>\n" }
-            if addGenerationPrompt { out += "<|im_start|>assistant\n" }
-        case .llama3:
-            out = "<|begin_of_text|>"
-            for m in messages {
-                out += "<|start_header_id|>\(m.role)<|end_header_id|>\n\n\(m.content.trimmingWhitespace())<|eot_id|>"
-            }
-            if addGenerationPrompt { out += "<|start_header_id|>assistant<|end_header_id|>\n\n" }
+    /// The conversation as text. `specialTokens` are the template's `bos_token`, `eos_token`, ...
+    public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool, specialTokens: [String: String] = [:]) throws -> String {
+        var variables: [String: JinjaValue] = [
+            "messages": .list(messages.map { .dict(JinjaDict([("role", .string($0.role)), ("content", .string($0.content))])) }),
+            "add_generation_prompt": .bool(addGenerationPrompt),
+            "tools": .none, "documents": .none,
+        ]
+        for (name, token) in specialTokens { variables[name] = .string(token) }
+        do { return try template.render(variables) } catch {
+            throw TokenizerError.malformed(file: origin, key: "chat_template", problem: "\(error)")
         }
-        return out
-    }
-}
-
-extension String {
-    /// Jinja's `| trim`.
-    func trimmingWhitespace() -> String {
-        String(drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
     }
 }
 
 extension Tokenizer {
-    /// Renders `messages` with the tokenizer's template (ChatML when it has none).
-    public func applyChatTemplate(_ messages: [ChatMessage], addGenerationPrompt: Bool) -> String {
-        (chatTemplate ?? .chatML(defaultSystem: nil)).render(messages, addGenerationPrompt: addGenerationPrompt)
+    /// Renders `messages` with the tokenizer's template. A tokenizer without one renders ChatML,
+    /// and says so once on standard error.
+    public func applyChatTemplate(_ messages: [ChatMessage], addGenerationPrompt: Bool) throws -> String {
+        guard let chatTemplate else {
+            Tokenizer.warnOnce("\(sourceDescription): no chat template (chat_template.jinja or tokenizer_config.json 'chat_template'); rendering chats as plain ChatML")
+            return try ChatTemplate.chatML.render(messages, addGenerationPrompt: addGenerationPrompt, specialTokens: templateTokens)
+        }
+        return try chatTemplate.render(messages, addGenerationPrompt: addGenerationPrompt, specialTokens: templateTokens)
+    }
+
+    nonisolated(unsafe) private static var warned: Set<String> = []
+    private static let warnLock = NSLock()
+
+    static func warnOnce(_ message: String) {
+        warnLock.lock()
+        defer { warnLock.unlock() }
+        guard warned.insert(message).inserted else { return }
+        FileHandle.standardError.write(Data(("warning: " + message + "\n").utf8))
     }
 }

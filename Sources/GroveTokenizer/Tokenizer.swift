@@ -13,44 +13,88 @@ public final class Tokenizer {
     let added: [AddedToken]
     let addedSplitter: AddedTokenSplitter
     let addedById: [Int: AddedToken]
-    let normalizeNFC: Bool
+    let normalizer: Normalizer?
     let preTokenizer: PreTokenizer
-    /// Ids the post-processor puts in front when asked to add special tokens (Llama's BOS).
+    /// Ids the post-processor puts around the text when asked to add special tokens (Llama's BOS).
     let prefixIds: [Int]
-    private var cache: [String: [Int]] = [:]  // String keys: a Substring would pin its whole source text
+    let suffixIds: [Int]
+    /// Pre-token bytes → ids. Keyed by bytes, not String: String equality is canonical
+    /// equivalence, and "é" and "e\u{301}" have different ids.
+    private var cache: [[UInt8]: [Int]] = [:]
     private let cacheLock = NSLock()
 
-    /// The chat template, from tokenizer_config.json or set by name.
+    /// The chat template, from chat_template.jinja or tokenizer_config.json; nil when the files have none.
     public var chatTemplate: ChatTemplate?
+    /// The special tokens a chat template sees as variables (`bos_token`, `eos_token`, ...).
+    let templateTokens: [String: String]
+    /// The tokenizer.json path, or what made the tokenizer, for messages.
+    let sourceDescription: String
     public let eosTokenId: Int?
     public let padTokenId: Int?
     public let bosTokenId: Int?
+    /// The files the tokenizer was read from, by name, as they were on disk: saving writes them
+    /// back unchanged, so a saved model keeps its normalizer, pre-tokenizer, special tokens and
+    /// chat template exactly. Empty for a tokenizer trained by Grove.
+    var sourceFiles: [String: Data] = [:]
 
-    /// Reads `dir/tokenizer.json` and, when present, `dir/tokenizer_config.json`.
+    /// The files of a tokenizer folder that `save(to:)` copies back.
+    static let fileNames = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"]
+
+    /// Reads `dir/tokenizer.json` and, when present, `dir/tokenizer_config.json`,
+    /// `dir/special_tokens_map.json` and `dir/chat_template.jinja`.
     public convenience init(directory dir: URL) throws {
-        let config = dir.appendingPathComponent("tokenizer_config.json")
-        try self.init(tokenizerJSON: dir.appendingPathComponent("tokenizer.json"),
-                      config: FileManager.default.fileExists(atPath: config.path) ? config : nil)
+        var files: [String: Data] = [:], paths: [String: String] = [:]
+        for name in Tokenizer.fileNames {
+            paths[name] = dir.appendingPathComponent(name).path
+            if let data = FileManager.default.contents(atPath: paths[name]!) { files[name] = data }
+        }
+        try self.init(files: files, paths: paths)
     }
 
     /// Reads a tokenizer.json file and, optionally, its tokenizer_config.json.
     public convenience init(tokenizerJSON file: URL, config configFile: URL? = nil) throws {
-        func object(_ url: URL) throws -> [String: Any] {
-            guard let data = FileManager.default.contents(atPath: url.path) else { throw TokenizerError.missingFile(path: url.path) }
+        var files: [String: Data] = [:]
+        let paths = ["tokenizer.json": file.path, "tokenizer_config.json": configFile?.path ?? "tokenizer_config.json"]
+        files["tokenizer.json"] = FileManager.default.contents(atPath: file.path)
+        if let configFile {
+            guard let data = FileManager.default.contents(atPath: configFile.path) else { throw TokenizerError.missingFile(path: configFile.path) }
+            files["tokenizer_config.json"] = data
+        }
+        try self.init(files: files, paths: paths)
+    }
+
+    /// Reads the tokenizer files present in `files` (by name, see `fileNames`); `paths` names them in errors.
+    private convenience init(files: [String: Data], paths: [String: String]) throws {
+        func object(_ name: String) throws -> [String: Any]? {
+            guard let data = files[name] else { return nil }
             guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-                throw TokenizerError.malformed(file: url.path, key: "", problem: "not a JSON object")
+                throw TokenizerError.malformed(file: paths[name]!, key: "", problem: "not a JSON object")
             }
             return json
         }
-        try self.init(json: try object(file), config: try configFile.map(object) ?? [:], file: file.path)
+        guard let json = try object("tokenizer.json") else { throw TokenizerError.missingFile(path: paths["tokenizer.json"]!) }
+        // special_tokens_map.json fills in the special tokens tokenizer_config.json leaves out (older saves keep them only there).
+        let config = (try object("tokenizer_config.json") ?? [:]).merging(try object("special_tokens_map.json") ?? [:]) { fromConfig, _ in fromConfig }
+        try self.init(json: json, config: config, file: paths["tokenizer.json"]!, configFile: paths["tokenizer_config.json"]!)
+        sourceFiles = files
+        if let data = files["chat_template.jinja"] {
+            chatTemplate = try ChatTemplate(String(decoding: data, as: UTF8.self), origin: paths["chat_template.jinja"]!)
+        }
     }
 
     /// Builds a tokenizer from parsed tokenizer.json and tokenizer_config.json objects;
-    /// `path` names the source in errors.
-    init(json: [String: Any], config: [String: Any], file path: String) throws {
+    /// `path` and `configPath` name them in errors.
+    init(json: [String: Any], config: [String: Any], file path: String, configFile configPath: String) throws {
         guard let modelJSON = json["model"] as? [String: Any] else { throw TokenizerError.malformed(file: path, key: "model", problem: "missing") }
         let type = modelJSON["type"] as? String ?? "BPE"
         guard type == "BPE" else { throw TokenizerError.unsupported(file: path, key: "model.type", value: type, supported: "BPE") }
+        // SentencePiece-style BPE (Llama-2, Mistral, Gemma) falls back to <0xNN> byte tokens.
+        if modelJSON["byte_fallback"] as? Bool == true {
+            throw TokenizerError.unsupported(file: path, key: "model.byte_fallback", value: "true", supported: "false (byte-level BPE)")
+        }
+        for key in ["continuing_subword_prefix", "end_of_word_suffix", "dropout"] where !(modelJSON[key] is NSNull || modelJSON[key] == nil) {
+            throw TokenizerError.unsupported(file: path, key: "model.\(key)", value: "\(modelJSON[key]!)", supported: "null")
+        }
         guard let vocab = modelJSON["vocab"] as? [String: Int] else {
             throw TokenizerError.malformed(file: path, key: "model.vocab", problem: "missing or not a token → id mapping")
         }
@@ -86,29 +130,37 @@ public final class Tokenizer {
         added = addedTokens
         addedSplitter = AddedTokenSplitter(addedTokens)
         addedById = Dictionary(added.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-        normalizeNFC = try Tokenizer.readNormalizer(json["normalizer"], file: path)
-        preTokenizer = try Tokenizer.readPreTokenizer(json["pre_tokenizer"], file: path)
-
-        // TemplateProcessing (Llama) puts special tokens before the text; ByteLevel adds none.
-        var prefix: [Int] = []
-        if let post = json["post_processor"] as? [String: Any], post["type"] as? String == "TemplateProcessing",
-           let single = post["single"] as? [[String: Any]] {
-            for item in single {
-                guard let special = item["SpecialToken"] as? [String: Any], let name = special["id"] as? String else { break }
-                if let id = addedTokens.first(where: { $0.content == name })?.id ?? vocab[name] { prefix.append(id) }
-            }
+        normalizer = try Tokenizer.readNormalizer(json["normalizer"], file: path)
+        let pre = try Tokenizer.readPreTokenizer(json["pre_tokenizer"], file: path)
+        guard let pre, pre.endsWithByteLevel else {
+            throw TokenizerError.unsupported(file: path, key: "pre_tokenizer", value: pre.map { "\($0)" } ?? "null",
+                                             supported: "a pre-tokenizer whose last step is ByteLevel (byte-level BPE)")
         }
-        prefixIds = prefix
+        preTokenizer = pre
+        (prefixIds, suffixIds) = try Tokenizer.readPostProcessor(json["post_processor"], file: path)
+        try Tokenizer.checkDecoder(json["decoder"], file: path)
 
-        func tokenId(_ key: String) -> Int? {
+        var tokens: [String: String] = [:]
+        for key in ["bos_token", "eos_token", "unk_token", "pad_token"] {
             let value = config[key]
-            let name = (value as? String) ?? ((value as? [String: Any])?["content"] as? String)
-            return name.flatMap { n in addedTokens.first { $0.content == n }?.id ?? vocab[n] }
+            if let name = (value as? String) ?? ((value as? [String: Any])?["content"] as? String) { tokens[key] = name }
         }
+        templateTokens = tokens
+        func tokenId(_ key: String) -> Int? { tokens[key].flatMap { n in addedTokens.first { $0.content == n }?.id ?? vocab[n] } }
         eosTokenId = tokenId("eos_token")
         padTokenId = tokenId("pad_token")
         bosTokenId = tokenId("bos_token")
-        chatTemplate = (config["chat_template"] as? String).flatMap(ChatTemplate.recognize)
+        sourceDescription = path
+        switch config["chat_template"] {
+        case let source as String: chatTemplate = try ChatTemplate(source, origin: configPath)
+        case let named as [[String: Any]]:
+            // A list of named templates: the "default" one renders plain chats.
+            guard let source = named.first(where: { $0["name"] as? String == "default" })?["template"] as? String else {
+                throw TokenizerError.malformed(file: configPath, key: "chat_template", problem: "a list of named templates without \"default\"")
+            }
+            chatTemplate = try ChatTemplate(source, origin: configPath)
+        default: chatTemplate = nil
+        }
     }
 
     /// Ids index the id → token table: each must be unique and below the number of tokens (and 2^24),
@@ -137,50 +189,6 @@ public final class Tokenizer {
         }
     }
 
-    static func readNormalizer(_ value: Any?, file: String) throws -> Bool {
-        guard let n = value as? [String: Any] else { return false }
-        switch n["type"] as? String {
-        case "NFC": return true
-        case "Sequence":
-            var nfc = false
-            for item in (n["normalizers"] as? [Any]) ?? [] { nfc = try readNormalizer(item, file: file) || nfc }
-            return nfc
-        case let other:
-            throw TokenizerError.unsupported(file: file, key: "normalizer.type", value: other ?? "?", supported: "NFC, Sequence, null")
-        }
-    }
-
-    static func readPreTokenizer(_ value: Any?, file: String) throws -> PreTokenizer {
-        guard let p = value as? [String: Any] else { return .none }
-        switch p["type"] as? String {
-        case "Sequence":
-            // A Split followed by a ByteLevel without its own regex: the Split decides the pieces.
-            let parts = try ((p["pretokenizers"] as? [Any]) ?? []).map { try readPreTokenizer($0, file: file) }
-            let splitting = parts.filter { $0 != .none }
-            guard splitting.count <= 1 else {
-                throw TokenizerError.unsupported(file: file, key: "pre_tokenizer.pretokenizers", value: "\(splitting.count) splitting steps", supported: "one Split or ByteLevel(use_regex)")
-            }
-            return splitting.first ?? .none
-        case "Split":
-            guard let pattern = (p["pattern"] as? [String: Any])?["Regex"] as? String, (p["behavior"] as? String ?? "Isolated") == "Isolated",
-                  (p["invert"] as? Bool ?? false) == false else {
-                throw TokenizerError.unsupported(file: file, key: "pre_tokenizer.Split", value: "\(p)", supported: "Regex pattern, behavior Isolated, invert false")
-            }
-            let splitter = PreTokenizer.forPattern(pattern)
-            if case .regex = splitter, (try? NSRegularExpression(pattern: pattern)) == nil {
-                throw TokenizerError.malformed(file: file, key: "pre_tokenizer.pattern.Regex", problem: "'\(pattern)' is not a valid regular expression")
-            }
-            return splitter
-        case "ByteLevel":
-            if p["add_prefix_space"] as? Bool == true {
-                throw TokenizerError.unsupported(file: file, key: "pre_tokenizer.add_prefix_space", value: "true", supported: "false")
-            }
-            return (p["use_regex"] as? Bool ?? true) ? .regex(PreTokenizer.gpt2Pattern) : .none
-        case let other:
-            throw TokenizerError.unsupported(file: file, key: "pre_tokenizer.type", value: other ?? "?", supported: "ByteLevel, Split, Sequence")
-        }
-    }
-
     /// Size of the id space (BPE vocabulary and added tokens).
     public var vocabSize: Int { max(model.idToToken.count, (added.map(\.id).max() ?? -1) + 1) }
 
@@ -199,26 +207,26 @@ public final class Tokenizer {
     /// Token ids of `text`. `addSpecialTokens` applies the post-processor (a BOS for Llama).
     public func encode(_ text: String, addSpecialTokens: Bool = false) -> [Int] {
         var ids = addSpecialTokens ? prefixIds : []
-        for piece in addedSplitter.split(text) {
+        for piece in addedSplitter.split(Array(text.unicodeScalars)) {
             switch piece {
             case .token(let t): ids.append(t.id)
             case .text(let segment):
-                let normalized = normalizeNFC ? Substring(String(segment).precomposedStringWithCanonicalMapping) : segment
-                for word in preTokenizer.split(normalized) { ids.append(contentsOf: encodeWord(word)) }
+                for word in preTokenizer.split(normalizer?.apply(segment) ?? segment) { ids.append(contentsOf: encodeWord(word)) }
             }
         }
-        return ids
+        return addSpecialTokens ? ids + suffixIds : ids
     }
 
-    /// BPE of one pre-token, memoized: natural text repeats its words.
-    func encodeWord(_ word: Substring) -> [Int] {
+    /// BPE of one pre-token's UTF-8 bytes, memoized: natural text repeats its words.
+    func encodeWord(_ word: [Unicode.Scalar]) -> [Int] {
+        var key: [UInt8] = []
+        for s in word { key.append(contentsOf: UTF8.encode(s)!) }
         cacheLock.lock()
-        let key = String(word)
         let hit = cache[key]
         cacheLock.unlock()
         if let hit { return hit }
         var out: [Int] = []
-        model.encode(ByteLevel.encode(word), into: &out)
+        model.encode(key, into: &out)
         cacheLock.lock()
         if cache.count > 200_000 { cache.removeAll(keepingCapacity: true) }
         cache[key] = out
@@ -226,18 +234,15 @@ public final class Tokenizer {
         return out
     }
 
-    /// Text of `ids`: BPE tokens back to bytes through the byte-level table, added tokens as
-    /// they are, then UTF-8 with invalid sequences replaced by U+FFFD (as `tokenizers` does).
+    /// Text of `ids`, as `tokenizers`' ByteLevel decoder makes it: each token, added ones too,
+    /// back to bytes through the byte-level table when all its scalars are in it, else as its
+    /// UTF-8; then UTF-8 with invalid sequences replaced by U+FFFD.
     public func decode(_ ids: [Int], skipSpecialTokens: Bool = false) -> String {
         var bytes: [UInt8] = []
         for id in ids {
-            if let a = addedById[id] {
-                if skipSpecialTokens && a.special { continue }
-                bytes.append(contentsOf: Array(a.content.utf8))
-                continue
-            }
+            if skipSpecialTokens, addedById[id]?.special == true { continue }
             guard let token = idToToken(id) else { continue }
-            let mapped = token.map { ByteLevel.charToByte[$0] }
+            let mapped = token.unicodeScalars.map { ByteLevel.scalarToByte[$0] }
             if mapped.allSatisfy({ $0 != nil }) { bytes.append(contentsOf: mapped.map { $0! }) } else { bytes.append(contentsOf: Array(token.utf8)) }
         }
         return String(decoding: bytes, as: UTF8.self)

@@ -6,7 +6,7 @@ extension Tokenizer {
                      chatTemplate: ChatTemplate?) throws {
         try self.init(json: Tokenizer.tokenizerJSON(vocab: vocab, merges: merges, added: added),
                       config: Tokenizer.configJSON(added: added, eos: eos, pad: pad, chatTemplate: chatTemplate),
-                      file: "<trained tokenizer>")
+                      file: "<trained tokenizer>", configFile: "<trained tokenizer>")
     }
 
     static func tokenizerJSON(vocab: [String: Int], merges: [(String, String)], added: [AddedToken]) -> [String: Any] {
@@ -32,16 +32,19 @@ extension Tokenizer {
                                      "model_max_length": 4096]
         if let eos, let t = added.first(where: { $0.id == eos }) { config["eos_token"] = t.content }
         if let pad, let t = added.first(where: { $0.id == pad }) { config["pad_token"] = t.content }
-        if case .chatML = chatTemplate {
-            config["chat_template"] = "{%- for message in messages %}{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
-        }
+        if let chatTemplate { config["chat_template"] = chatTemplate.source }
         return config
     }
 
-    /// Writes tokenizer.json and tokenizer_config.json into `dir`.
+    /// Writes the tokenizer into `dir`: the files it was read from, byte for byte, or, for a
+    /// tokenizer trained by Grove, a fresh tokenizer.json and tokenizer_config.json.
     public func save(to dir: URL) throws {
         do {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            if !sourceFiles.isEmpty {
+                for (name, data) in sourceFiles { try data.write(to: dir.appendingPathComponent(name), options: .atomic) }
+                return
+            }
             let merges = model.orderedMerges
             let json = Tokenizer.tokenizerJSON(vocab: model.vocab, merges: merges, added: added)
             let config = Tokenizer.configJSON(added: added, eos: eosTokenId, pad: padTokenId, chatTemplate: chatTemplate)

@@ -32,7 +32,7 @@ struct Generate: ParsableCommand {
         let transformer = try Transformer.load(from: URL(fileURLWithPath: model))
         let tok = try Tokenizer(directory: URL(fileURLWithPath: tokenizer ?? model))
         let prompts = try prompt.map { p -> [Int32] in
-            let text = chat ? tok.applyChatTemplate([ChatMessage(role: "user", content: p)], addGenerationPrompt: true) : p
+            let text = chat ? try tok.applyChatTemplate([ChatMessage(role: "user", content: p)], addGenerationPrompt: true) : p
             let ids = tok.encode(text).map(Int32.init)
             guard !ids.isEmpty else { throw ValidationError("the prompt '\(p)' encodes to no tokens") }
             try transformer.checkTokens(ids)

@@ -159,7 +159,8 @@ final class DatasetTests: XCTestCase {
 
     func testChatsUseTheTokenizersTemplate() throws {
         let llama = try Self.byteTokenizer()
-        llama.chatTemplate = .llama3
+        // Llama-3-Instruct's template, with its bos_token written out (this tokenizer has none).
+        llama.chatTemplate = try ChatTemplate("{% for message in messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = '<|begin_of_text|>' + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}")
         let f = try file([#"{"prompt": [{"role": "user", "content": " hi "}], "completion": [{"role": "assistant", "content": "yo"}]}"#])
         let ex = try f.example(0, format: .promptCompletion, tokenizer: llama)
         XCTAssertEqual(ex.prompt, "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
