@@ -66,7 +66,9 @@ public enum CheckpointFolder {
 
 extension Transformer {
     /// Loads a Hugging Face model folder: config.json, then every weight, checked by name and shape.
+    /// A `.gguf` file loads with `load(gguf:)`.
     public static func load(from dir: URL) throws -> Transformer {
+        if GGUFFile.isGGUF(dir) { return try load(gguf: dir) }
         let config = try ModelConfig.load(from: dir)
         let model = Transformer(config: config, seed: 0)
         try model.loadWeights(try CheckpointFolder.loadWeights(from: dir), folder: dir.path)
