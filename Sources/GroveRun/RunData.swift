@@ -45,7 +45,7 @@ extension Recipe {
     func buildModel(trainFile: JSONLFile) throws -> (Transformer, Tokenizer) {
         switch model {
         case .pretrained(let dir):
-            return (try Transformer.load(from: dir), try Tokenizer(directory: dir))
+            return (try Transformer.load(from: dir), try Tokenizer.load(model: dir))
         case .scratch(var config, let source):
             let tokenizer: Tokenizer
             switch source {

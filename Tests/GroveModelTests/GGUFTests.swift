@@ -133,6 +133,43 @@ final class GGUFTests: XCTestCase {
         }
     }
 
+    /// llama.cpp's `gguf` package reads an export back with the bytes its own quantisers give
+    /// (check_export.py); skipped when `GROVE_PYTHON` (default python3) lacks the package.
+    func testExportReadsBackWithTheGGUFPackage() throws {
+        let python = ProcessInfo.processInfo.environment["GROVE_PYTHON"] ?? "python3"
+        func run(_ args: [String]) throws -> (status: Int32, output: String) {
+            let p = Process(), pipe = Pipe()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = [python] + args
+            p.standardOutput = pipe
+            p.standardError = pipe
+            try p.run()
+            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            return (p.terminationStatus, output)
+        }
+        guard try run(["-c", "import gguf"]).status == 0 else { throw XCTSkip("\(python) cannot import gguf (pip install gguf, or set GROVE_PYTHON)") }
+        let tokenizerFolder = Fixtures.modelA.appendingPathComponent("model")
+        let qwen = try Transformer.load(from: tokenizerFolder)
+        var llamaConfig = qwen.config
+        llamaConfig.modelType = .llama
+        llamaConfig.numKeyValueHeads = 1
+        llamaConfig.tieWordEmbeddings = false
+        for model in [qwen, Transformer(config: llamaConfig, seed: 4)] {
+            let dir = Fixtures.temporaryDirectory()
+            try model.save(to: dir)
+            for file in ["tokenizer.json", "tokenizer_config.json"] {
+                try FileManager.default.copyItem(at: tokenizerFolder.appendingPathComponent(file), to: dir.appendingPathComponent(file))
+            }
+            for type in [GGMLType.f16, .q8_0] {
+                let out = dir.appendingPathComponent("\(type).gguf")
+                try model.ggufWriter(type: type, tokenizerFolder: dir, name: "test").write(to: out)
+                let (status, output) = try run([GGUFTests.dir.appendingPathComponent("check_export.py").path, out.path, dir.path])
+                XCTAssertEqual(status, 0, "\(model.config.modelType) \(type): \(output)")
+            }
+        }
+    }
+
     /// Truncated or corrupted files give an error naming the file, never a crash.
     func testBadFilesGiveErrorsNamingTheFile() throws {
         let good = try Data(contentsOf: Self.quants)
