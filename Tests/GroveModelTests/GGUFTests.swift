@@ -223,7 +223,14 @@ final class GGUFTests: XCTestCase {
             let reference = try NumpyFile.read(dir.appendingPathComponent("logits_\(i).npy"))
             let diff = maxAbsDiff(logits.values, reference.values)
             print("SmolLM2 prompt \(i) (\(ids.count) tokens): max abs logit diff vs transformers \(diff)")
-            XCTAssertLessThan(diff, 1e-3)
+            XCTAssertLessThan(diff, 5e-4)
+        }
+        // Until GroveTokenizer reads SmolLM's Digits pre-tokenizer, its tokenizer cannot be built.
+        do {
+            let tok = try tokenizer(file)
+            for p in prompts { XCTAssertEqual(tok.encode(p["text"] as! String), p["ids"] as! [Int]) }
+        } catch let error as TokenizerError where "\(error)".contains("Digits") {
+            print("SmolLM2 tokenizer not compared: \(error)")
         }
     }
 }
