@@ -115,6 +115,7 @@ extension Transformer {
     public static func load(gguf url: URL) throws -> Transformer {
         let file = try GGUFFile(url)
         let config = try ModelConfig(gguf: file)
+        try checkSizes(file, config)
         var weights: [String: (tensor: Tensor, file: String)] = [:]
         for info in file.tensors {
             guard let name = GGUFNames.hfName(info.name) else { throw ModelError.unexpectedTensor(file: file.path, tensor: info.name) }
@@ -131,5 +132,20 @@ extension Transformer {
         let model = Transformer(config: config, seed: 0)
         try model.loadWeights(weights, folder: file.path)
         return model
+    }
+
+    /// The metadata's sizes against the largest tensors and the layer count, before a model of
+    /// those sizes is allocated (every shape is checked again when the weights are copied).
+    static func checkSizes(_ file: GGUFFile, _ c: ModelConfig) throws {
+        for (name, shape) in [("token_embd.weight", [c.vocabSize, c.hiddenSize]), ("blk.0.ffn_up.weight", [c.intermediateSize, c.hiddenSize]),
+                              ("blk.0.attn_q.weight", [c.numAttentionHeads * c.headDim, c.hiddenSize])] {
+            guard let info = file.info(name) else { throw ModelError.missingTensor(file: file.path, tensor: name) }
+            guard info.shape == shape else { throw ModelError.shapeMismatch(file: file.path, tensor: name, expected: shape, found: info.shape) }
+        }
+        let layers = Set(file.tensors.compactMap { t in t.name.hasPrefix("blk.") ? t.name.split(separator: ".")[1] : nil })
+        guard layers.count == c.numHiddenLayers else {
+            throw ModelError.badConfig(file: file.path, key: "\(c.modelType.rawValue).block_count",
+                                       problem: "\(c.numHiddenLayers), but the file holds tensors of \(layers.count) layers")
+        }
     }
 }

@@ -48,7 +48,7 @@ public enum GGUFTokenizer {
         guard let tokens = file["tokenizer.ggml.tokens"]?.array?.map({ $0.string ?? "" }) else {
             throw ModelError.badConfig(file: path, key: "tokenizer.ggml.tokens", problem: "missing or not an array")
         }
-        let types = file["tokenizer.ggml.token_type"]?.array?.map { Int32($0.int ?? 1) } ?? []
+        let types = file["tokenizer.ggml.token_type"]?.array?.map { Int32(clamping: $0.int ?? 1) } ?? []
         var merges: [[String]] = []
         for (i, m) in (file["tokenizer.ggml.merges"]?.array ?? []).enumerated() {
             let parts = (m.string ?? "").split(separator: " ", maxSplits: 1).map(String.init)
@@ -144,7 +144,7 @@ public enum GGUFTokenizer {
         }
         let special: [(String, Int?)] = [("bos_token_id", model.bosTokenId ?? id("bos_token")), ("eos_token_id", model.eosTokenIds.first ?? id("eos_token")),
                                          ("padding_token_id", model.padTokenId ?? id("pad_token"))]
-        for case let (key, value?) in special { out.append(("tokenizer.ggml.\(key)", .uint32(UInt32(value)))) }
+        for case let (key, value?) in special { if let v = UInt32(exactly: value) { out.append(("tokenizer.ggml.\(key)", .uint32(v))) } }
         let post = json["post_processor"] as? [String: Any]
         let addsBOS = post?["type"] as? String == "TemplateProcessing" && ((post?["single"] as? [[String: Any]])?.first?["SpecialToken"] != nil)
         out.append(("tokenizer.ggml.add_bos_token", .bool(addsBOS)))

@@ -194,6 +194,14 @@ final class GGUFTests: XCTestCase {
             try d.write(to: url)
             if let file = try? GGUFFile(url) { for t in file.tensors { _ = file.tensor(t) } }
         }
+        // Metadata that disagrees with the tensors fails before a model of its sizes is allocated.
+        var writer = GGUFWriter()
+        let source = try GGUFFile(Self.dir.appendingPathComponent("llama.gguf"))
+        writer.metadata = source.metadata.map { $0.key == "llama.block_count" ? ($0.key, .uint32(1_000_000)) : ($0.key, $0.value) }
+        for t in source.tensors { writer.add(t.name, source.tensor(t), as: .f32) }
+        let huge = dir.appendingPathComponent("huge.gguf")
+        try writer.write(to: huge)
+        XCTAssertThrowsError(try Transformer.load(from: huge)) { XCTAssertTrue("\($0)".contains("'llama.block_count': 1000000, but the file holds tensors of 2 layers"), "\($0)") }
         XCTAssertThrowsError(try Transformer.load(from: dir.appendingPathComponent("missing.gguf"))) { XCTAssertTrue("\($0)".contains("missing.gguf: cannot read: no such file")) }
     }
 
