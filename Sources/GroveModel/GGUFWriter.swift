@@ -72,9 +72,10 @@ public struct GGUFWriter {
 
 extension Transformer {
     /// The model as a GGUF file llama.cpp runs: llama or qwen2 metadata, the tokenizer of
-    /// `tokenizerFolder`, matrices as `type` (f16 or q8_0; q8_0 falls back to f16 for rows not a
-    /// multiple of 32), norms and biases f32, Llama's q/k rows in llama.cpp's order.
-    public func ggufWriter(type: GGMLType, tokenizerFolder: URL, name: String) throws -> GGUFWriter {
+    /// `tokenizer` (a model folder, or a .gguf file whose tokenizer metadata is copied), matrices
+    /// as `type` (f16 or q8_0; q8_0 falls back to f16 for rows not a multiple of 32), norms and
+    /// biases f32, Llama's q/k rows in llama.cpp's order.
+    public func ggufWriter(type: GGMLType, tokenizer: URL, name: String) throws -> GGUFWriter {
         precondition(type == .f16 || type == .q8_0, "ggufWriter: f16 or q8_0")
         let c = config, arch = c.modelType.rawValue
         var w = GGUFWriter()
@@ -94,7 +95,11 @@ extension Transformer {
             ("\(arch).rope.freq_base", .float32(Float(c.ropeTheta))),
             ("\(arch).attention.layer_norm_rms_epsilon", .float32(Float(c.rmsNormEps))),
         ]
-        w.metadata += try GGUFTokenizer.metadata(folder: tokenizerFolder, config: c)
+        if GGUFFile.isGGUF(tokenizer) {
+            w.metadata += try GGUFFile(tokenizer).metadata.filter { $0.key.hasPrefix("tokenizer.") }.map { ($0.key, $0.value) }
+        } else {
+            w.metadata += try GGUFTokenizer.metadata(folder: tokenizer, config: c)
+        }
         for (hf, t) in namedParameters {
             let name = GGUFNames.ggufName(hf)
             var tensor = t

@@ -2,14 +2,14 @@ import ArgumentParser
 import Foundation
 import GroveModel
 
-/// `grove export --gguf OUT.gguf --model DIR [--type f16|q8_0]`: the model as a GGUF file for llama.cpp.
+/// `grove export --gguf OUT.gguf --model DIR|FILE.gguf [--type f16|q8_0]`: the model as a GGUF file for llama.cpp.
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Write a model folder as a GGUF file (llama.cpp's format).")
 
     @Option(help: "Output .gguf file.")
     var gguf: String
 
-    @Option(help: "A Hugging Face model folder (config.json, safetensors, tokenizer files), e.g. a run's final/ folder.")
+    @Option(help: "A Hugging Face model folder (config.json, safetensors, tokenizer files), e.g. a run's final/ folder, or a .gguf file.")
     var model: String
 
     @Option(help: "Storage type of the matrices: f16 or q8_0 (norms and biases stay f32).")
@@ -24,8 +24,8 @@ struct Export: ParsableCommand {
         }
         let dir = URL(fileURLWithPath: model)
         let transformer = try Transformer.load(from: dir)
-        let name = dir.standardizedFileURL.lastPathComponent
-        try transformer.ggufWriter(type: ggmlType, tokenizerFolder: dir, name: name).write(to: URL(fileURLWithPath: gguf))
+        let name = dir.standardizedFileURL.deletingPathExtension().lastPathComponent
+        try transformer.ggufWriter(type: ggmlType, tokenizer: dir, name: name).write(to: URL(fileURLWithPath: gguf))
         print("wrote \(gguf): \(transformer.config.modelType.rawValue), \(ggmlType), \(transformer.parameterCount.formatted()) parameters")
     }
 }

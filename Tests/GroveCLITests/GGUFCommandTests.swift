@@ -19,6 +19,11 @@ final class GGUFCommandTests: XCTestCase {
         try Info.parse([gguf.path]).run()
         XCTAssertEqual(try Transformer.load(from: gguf).config.vocabSize, try Transformer.load(from: folder).config.vocabSize)
         XCTAssertThrowsError(try Export.parse(["--gguf", gguf.path, "--model", folder.path, "--type", "q4_0"]).run())
+        // GGUF to GGUF: the tokenizer metadata is carried over.
+        let again = dir.appendingPathComponent("again.gguf")
+        try Export.parse(["--gguf", again.path, "--model", gguf.path]).run()
+        let (a, b) = (try GGUFFile(gguf), try GGUFFile(again))
+        XCTAssertEqual(a.metadata.filter { $0.key.hasPrefix("tokenizer.") }.map(\.value), b.metadata.filter { $0.key.hasPrefix("tokenizer.") }.map(\.value))
 
         let recipeFile = dir.appendingPathComponent("gguf.yaml")
         try """

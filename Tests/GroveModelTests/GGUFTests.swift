@@ -111,7 +111,7 @@ final class GGUFTests: XCTestCase {
         for (model, type) in [(qwen, GGMLType.f16), (qwen, .q8_0), (llama, .f16), (llama, .q8_0)] {
             let label = "\(model.config.modelType) \(type)"
             let url = Fixtures.temporaryDirectory().appendingPathComponent("out.gguf")
-            try model.ggufWriter(type: type, tokenizerFolder: folder, name: "test").write(to: url)
+            try model.ggufWriter(type: type, tokenizer: folder, name: "test").write(to: url)
             let back = try Transformer.load(from: url)
             var config = model.config
             config.rmsNormEps = Double(Float(config.rmsNormEps))
@@ -163,7 +163,7 @@ final class GGUFTests: XCTestCase {
             }
             for type in [GGMLType.f16, .q8_0] {
                 let out = dir.appendingPathComponent("\(type).gguf")
-                try model.ggufWriter(type: type, tokenizerFolder: dir, name: "test").write(to: out)
+                try model.ggufWriter(type: type, tokenizer: dir, name: "test").write(to: out)
                 let (status, output) = try run([GGUFTests.dir.appendingPathComponent("check_export.py").path, out.path, dir.path])
                 XCTAssertEqual(status, 0, "\(model.config.modelType) \(type): \(output)")
             }
