@@ -31,7 +31,7 @@ let package = Package(
         .target(name: "CGroveKernels", cSettings: fastC),
         .target(name: "GroveTensor", dependencies: ["CGroveKernels"], swiftSettings: fastMath),
         .target(name: "GroveTokenizer"),
-        .target(name: "GroveModel", dependencies: ["GroveTensor"], swiftSettings: fastMath),
+        .target(name: "GroveModel", dependencies: ["GroveTensor", "GroveTokenizer"], swiftSettings: fastMath),
         .target(name: "GroveData", dependencies: ["GroveTensor", "GroveTokenizer"]),
         .target(name: "GroveRollout", dependencies: ["GroveModel", "GroveTensor", "GroveTokenizer"]),
         .target(name: "GroveTrain", dependencies: ["GroveData", "GroveModel", "GroveRollout", "GroveTensor", "GroveTokenizer"],

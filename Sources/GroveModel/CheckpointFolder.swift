@@ -66,8 +66,10 @@ public enum CheckpointFolder {
 
 extension Transformer {
     /// Loads a Hugging Face model folder: config.json, then every weight, checked by name and shape.
-    /// A PEFT adapter folder loads as its base model with the adapter (`load(adapter:)`).
+    /// A PEFT adapter folder loads as its base model with the adapter (`load(adapter:)`), a
+    /// `.gguf` file with `load(gguf:)`.
     public static func load(from dir: URL) throws -> Transformer {
+        if GGUFFile.isGGUF(dir) { return try load(gguf: dir) }
         if AdapterFolder.isAdapter(dir) { return try load(adapter: dir) }
         return try loadModel(from: dir)
     }

@@ -15,7 +15,7 @@ public enum ModelError: Error, CustomStringConvertible {
         case .unsupported(let f, let k, let v, let s): return "\(f): '\(k)' = \(v) is not supported (supported: \(s))"
         case .missingTensor(let f, let t): return "\(f): tensor '\(t)' is missing from the checkpoint"
         case .shapeMismatch(let f, let t, let e, let found):
-            return "\(f): tensor '\(t)' has shape \(found) but config.json implies \(e)"
+            return "\(f): tensor '\(t)' has shape \(found) but the configuration (config.json or GGUF metadata) implies \(e)"
         case .unexpectedTensor(let f, let t): return "\(f): tensor '\(t)' does not belong to this model (wrong architecture or config?)"
         case .tokenOutOfRange(let id, let v): return "token id \(id) is outside the vocabulary (0..<\(v))"
         }

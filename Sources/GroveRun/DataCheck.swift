@@ -43,7 +43,7 @@ extension Recipe {
     /// the model's, or, for a tokenizer still to be trained, a byte-level one with its special tokens.
     public func rowTokenizer() throws -> Tokenizer {
         switch model {
-        case .pretrained(let dir), .scratch(_, .load(let dir)): return try Tokenizer(directory: dir)
+        case .pretrained(let dir), .scratch(_, .load(let dir)): return try Tokenizer.load(model: dir)
         case .scratch(_, .train): return try Tokenizer.train(corpus: [], vocabSize: 256 + 3, specialTokens: Recipe.specialTokens)
         }
     }

@@ -37,7 +37,7 @@ public struct Recipe {
 
     /// Where the model comes from.
     public enum ModelSource {
-        /// A Hugging Face folder (config.json, safetensors, tokenizer files).
+        /// A Hugging Face folder (config.json, safetensors, tokenizer files) or a `.gguf` file.
         case pretrained(URL)
         /// A fresh model from config.json-style keys, with a tokenizer loaded or trained.
         case scratch(config: ModelConfig, tokenizer: TokenizerSource)
@@ -106,12 +106,13 @@ extension Recipe {
     static func readModel(_ value: RecipeValue, _ r: RecipeReader) throws -> (ModelSource, LoRAConfig?) {
         let m = try r.mapping(value, "model", allowed: ["path", "init", "tokenizer", "lora"])
         if let path = m["path"] {
-            if m.has("init") { throw r.error(path, "model", "give either 'path' (a model folder) or 'init' (a new model), not both") }
-            return (.pretrained(try r.existingPath(path, "model.path", directory: true)), try m["lora"].map { try readLoRA($0, r) })
+            if m.has("init") { throw r.error(path, "model", "give either 'path' (a model folder or .gguf file) or 'init' (a new model), not both") }
+            let isGGUF = try r.string(path, "model.path").lowercased().hasSuffix(".gguf")
+            return (.pretrained(try r.existingPath(path, "model.path", directory: !isGGUF)), try m["lora"].map { try readLoRA($0, r) })
         }
         if let lora = m["lora"] { throw r.error(lora, "model.lora", "needs 'path': an adapter trains on a pretrained model, not a new one") }
         guard let initValue = m["init"] else {
-            throw RecipeError(file: r.file, line: m.line, path: "model", message: "needs 'path' (a Hugging Face folder) or 'init' (a config for a new model)")
+            throw RecipeError(file: r.file, line: m.line, path: "model", message: "needs 'path' (a Hugging Face folder or .gguf file) or 'init' (a config for a new model)")
         }
         let tokenizerValue = try m.required("tokenizer")
         let tokenizer: TokenizerSource

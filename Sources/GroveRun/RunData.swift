@@ -47,7 +47,7 @@ extension Recipe {
         case .pretrained(let dir):
             let model = try Transformer.load(from: dir)
             if let lora { model.addAdapter(lora, seed: seed) }
-            return (model, try Tokenizer(directory: dir))
+            return (model, try Tokenizer.load(model: dir))
         case .scratch(var config, let source):
             let tokenizer: Tokenizer
             switch source {

@@ -1,16 +1,17 @@
 import ArgumentParser
 import Foundation
 import GroveModel
+import GroveRun
 import GroveTokenizer
 
 /// `grove generate --model DIR --prompt TEXT`: sample a continuation.
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Sample a continuation of a prompt.")
 
-    @Option(help: "A Hugging Face model folder (with its tokenizer files, or give --tokenizer).")
+    @Option(help: "A Hugging Face model folder or .gguf file (with its tokenizer, or give --tokenizer).")
     var model: String
 
-    @Option(help: "Tokenizer folder (defaults to the model folder).")
+    @Option(help: "Tokenizer folder or .gguf file (defaults to the model).")
     var tokenizer: String?
 
     @Option(help: "The prompt text; repeat the option to sample several prompts in one batch.")
@@ -30,7 +31,7 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         let transformer = try Transformer.load(from: URL(fileURLWithPath: model))
-        let tok = try Tokenizer(directory: URL(fileURLWithPath: tokenizer ?? model))
+        let tok = try Tokenizer.load(model: URL(fileURLWithPath: tokenizer ?? model))
         let prompts = try prompt.map { p -> [Int32] in
             let text = chat ? try tok.applyChatTemplate([ChatMessage(role: "user", content: p)], addGenerationPrompt: true) : p
             let ids = tok.encode(text).map(Int32.init)

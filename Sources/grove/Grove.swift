@@ -8,5 +8,5 @@ struct Grove: ParsableCommand {
         commandName: "grove",
         abstract: "GRPO alignment for small decoder-only models, on ordinary machines.",
         version: GroveVersion.string,
-        subcommands: [Doctor.self, Info.self, Tokenize.self, Detokenize.self, Logits.self, Generate.self, Merge.self, Datasets.self, Validate.self, Run.self, Rollouts.self, Rescore.self, Report.self, Bench.self])
+        subcommands: [Doctor.self, Info.self, Export.self, Tokenize.self, Detokenize.self, Logits.self, Generate.self, Merge.self, Datasets.self, Validate.self, Run.self, Rollouts.self, Rescore.self, Report.self, Bench.self])
 }

@@ -7,7 +7,7 @@ import GroveTensor
 struct Logits: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Write a sequence's logits [T, vocab] as a float32 .npy file.")
 
-    @Option(help: "A Hugging Face model folder.")
+    @Option(help: "A Hugging Face model folder or .gguf file.")
     var model: String
 
     @Option(help: "Token ids, comma-separated or a JSON array.")

@@ -1,13 +1,14 @@
 import ArgumentParser
 import Foundation
 import GroveModel
+import GroveRun
 import GroveTokenizer
 
 /// `grove tokenize --tokenizer DIR TEXT`: token ids as a JSON array.
 struct Tokenize: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Encode text to token ids (a JSON array).")
 
-    @Option(help: "Folder holding tokenizer.json (and tokenizer_config.json).")
+    @Option(help: "Folder holding tokenizer.json (and tokenizer_config.json), or a .gguf file.")
     var tokenizer: String
 
     @Flag(help: "Apply the tokenizer's post-processor (a BOS token where the model uses one).")
@@ -17,7 +18,7 @@ struct Tokenize: ParsableCommand {
     var text: String
 
     func run() throws {
-        let tok = try Tokenizer(directory: URL(fileURLWithPath: tokenizer))
+        let tok = try Tokenizer.load(model: URL(fileURLWithPath: tokenizer))
         let ids = tok.encode(text, addSpecialTokens: addSpecialTokens)
         print("[" + ids.map(String.init).joined(separator: ", ") + "]")
     }
@@ -27,7 +28,7 @@ struct Tokenize: ParsableCommand {
 struct Detokenize: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Decode token ids (JSON array or comma-separated) to text.")
 
-    @Option(help: "Folder holding tokenizer.json.")
+    @Option(help: "Folder holding tokenizer.json, or a .gguf file.")
     var tokenizer: String
 
     @Flag(help: "Leave special tokens out of the text.")
@@ -37,7 +38,7 @@ struct Detokenize: ParsableCommand {
     var ids: String
 
     func run() throws {
-        let tok = try Tokenizer(directory: URL(fileURLWithPath: tokenizer))
+        let tok = try Tokenizer.load(model: URL(fileURLWithPath: tokenizer))
         let parsed = try parseIds(ids, vocabSize: tok.vocabSize)
         print(tok.decode(parsed.map(Int.init), skipSpecialTokens: skipSpecialTokens))
     }
