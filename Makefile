@@ -18,10 +18,11 @@ build: setup
 	$(SWIFT) build -c release --product grove
 
 # The suite is XCTest only (Swift Testing disabled, so the runner's last line is XCTest's count).
-# The tokenizer tests cross-check against Hugging Face `tokenizers` when it is importable; the
-# report test renders report.html in headless Chromium when it is installed.
+# The tokenizer tests cross-check against Hugging Face `tokenizers`, the GGUF export against llama.cpp's
+# `gguf` package, when importable; the report test renders report.html in headless Chromium when it is installed.
 test: setup
 	@python3 -c "import tokenizers" 2>/dev/null || python3 -m pip install --quiet tokenizers || echo "tokenizers not installed: the Python cross-check will be skipped"
+	@python3 -c "import gguf" 2>/dev/null || python3 -m pip install --quiet gguf || echo "gguf not installed: the GGUF export check against llama.cpp's package will be skipped"
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || echo "chromium not installed: the report's browser check will be skipped"
 	$(SWIFT) test --disable-swift-testing
 
