@@ -11,7 +11,7 @@ import GroveTrain
 /// It prints nothing: what happens reaches `observer` as `RunEvent`s.
 ///
 /// ```swift
-/// let run = try RecipeRun(recipe: recipe, resume: false) { event in print(event) }
+/// let run = RecipeRun(recipe: recipe, resume: false) { event in print(event) }
 /// let report = try run.run()
 /// ```
 public final class RecipeRun {
@@ -25,7 +25,11 @@ public final class RecipeRun {
     public private(set) var runID: Int64 = 0
     /// Step counts and step times of the stages finished so far (carried in checkpoints).
     var timings: [Int: StageTiming] = [:]
+    /// The run's tokenizer and data, set once the model is built (stages and checkpoints use them).
     private var tokenizer: Tokenizer!
+    private var data: RunData!
+    /// What each stage did, in order (a stage before its substages), for the report.
+    private var outcomes: [StageOutcome] = []
 
     public init(recipe: Recipe, resume: Bool, observer: @escaping (RunEvent) -> Void) {
         self.recipe = recipe
@@ -157,9 +161,6 @@ public final class RecipeRun {
         return RunReport(name: recipe.name, heldOut: data.evaluator.examples.count, before: before, stages: outcomes,
                          wallSeconds: elapsed, finalModel: final, database: recipe.outputDir.appendingPathComponent("run.sqlite"))
     }
-
-    private var data: RunData!
-    private var outcomes: [StageOutcome] = []
 
     /// Runs one stage under `label`, evaluates it at its end when it has not, and records its outcome.
     func runStage(_ stage: Stage, index: Int, label: String, model: Transformer, resume: ResumePoint?,
