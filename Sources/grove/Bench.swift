@@ -26,7 +26,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure training, forward, generation and GRPO-step throughput (JSON lines).")
 
-    @Option(help: "Comma-separated model shapes: small, big.")
+    @Option(help: "Comma-separated model shapes: small, big, smollm2.")
     var models = "small,big"
 
     @Option(help: "Comma-separated parts: train, forward, generate, grpo.")
@@ -68,7 +68,7 @@ struct Bench: ParsableCommand {
               "sgemm_2048_gflops": round1(SgemmBenchmark.gflops(size: 2048)), "grove": GroveVersion.string])
         let shapes = try models.split(separator: ",").map { name in
             guard let s = BenchShape(rawValue: String(name)) else {
-                throw ValidationError("--models: unknown shape '\(name)' (small, big)")
+                throw ValidationError("--models: unknown shape '\(name)' (small, big, smollm2)")
             }
             return s
         }
@@ -271,9 +271,10 @@ struct Bench: ParsableCommand {
     }
 }
 
-/// The two model shapes of `bench_torch.py`: Qwen2 with tied embeddings and q/k/v biases.
+/// The two model shapes of `bench_torch.py` (Qwen2 with tied embeddings and q/k/v biases), and
+/// SmolLM2-135M's architecture with seeded weights: the size whose memory the 100M–1B work targets.
 enum BenchShape: String {
-    case small, big
+    case small, big, smollm2
 
     func config(vocabSize: Int? = nil) -> ModelConfig {
         switch self {
@@ -283,6 +284,12 @@ enum BenchShape: String {
         case .big:
             return ModelConfig(vocabSize: vocabSize ?? 8192, hiddenSize: 512, intermediateSize: 1376, numHiddenLayers: 8,
                                numAttentionHeads: 8, numKeyValueHeads: 4, maxPositionEmbeddings: 1024)
+        case .smollm2:
+            // Its own vocabulary even with the GRPO part's smaller tokenizer, whose ids all fit
+            // (a sampled id beyond the tokenizer's decodes to nothing): the embedding is a fifth of the model.
+            return ModelConfig(modelType: .llama, vocabSize: max(vocabSize ?? 0, 49152), hiddenSize: 576, intermediateSize: 1536,
+                               numHiddenLayers: 30, numAttentionHeads: 9, numKeyValueHeads: 3, headDim: 64, rmsNormEps: 1e-5,
+                               ropeTheta: 100_000, maxPositionEmbeddings: 8192)
         }
     }
 }
