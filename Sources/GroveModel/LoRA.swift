@@ -118,10 +118,11 @@ extension Transformer {
     }
 
     /// One projection through its adapter when the adapter is on: `loraLinear` (dropout on the
-    /// low-rank input only while recording gradients, i.e. training), else the plain layer.
+    /// low-rank input only in training: recording gradients, or a checkpointed block's forward), else the plain layer.
     func project(_ linear: Linear, _ x: Tensor) -> Tensor {
         guard adapterEnabled, let lora = linear.lora, let adapter else { return linear(x) }
-        let dropped = adapter.dropout > 0 && GradMode.isEnabled ? dropout(x, p: Float(adapter.dropout), rng: &dropoutRNG) : nil
+        let training = GradMode.isEnabled || inCheckpointedForward
+        let dropped = adapter.dropout > 0 && training ? dropout(x, p: Float(adapter.dropout), rng: &dropoutRNG) : nil
         return loraLinear(x, linear.weight, linear.bias, a: lora.a, b: lora.b, scale: adapter.scale, lowRankInput: dropped)
     }
 

@@ -19,6 +19,14 @@ public struct DecoderLayer {
     public internal(set) var qProj, kProj, vProj, oProj: Linear
     public let postAttentionLayernorm: Tensor  // (C)
     public internal(set) var gateProj, upProj, downProj: Linear
+
+    /// Every tensor the block reads, its adapter's included.
+    var tensors: [Tensor] {
+        [inputLayernorm, postAttentionLayernorm] + Transformer.projections.flatMap { _, path -> [Tensor] in
+            let linear = self[keyPath: path]
+            return [linear.weight] + [linear.bias, linear.lora?.a, linear.lora?.b].compactMap { $0 }
+        }
+    }
 }
 
 /// The decoder-only transformer of Hugging Face's `LlamaForCausalLM` and `Qwen2ForCausalLM`:
@@ -43,6 +51,11 @@ public final class Transformer {
     /// Draws the adapter's dropout masks: in training step t, stream t of `dropoutSeed` (`seedDropout`).
     var dropoutRNG = SeededRandom(seed: 0)
     public var dropoutSeed: UInt64 = 0
+    /// Activation checkpointing while recording gradients: each decoder block keeps only its input
+    /// and is recomputed in the backward pass (`checkpointedBlock`); the same gradients for less memory.
+    public var gradientCheckpointing = false
+    /// True while a checkpointed block runs its unrecorded forward: its dropout masks are drawn as in training.
+    var inCheckpointedForward = false
     /// The folder the model was loaded from (PEFT's `base_model_name_or_path` of its adapter).
     public internal(set) var nameOrPath: String?
 
@@ -140,6 +153,10 @@ public final class Transformer {
             ?? Transformer.positions(batch: B, length: T, attentionMask: attentionMask)
         var h = gatherRows(embedTokens, tokens)  // (B·T, C)
         for (i, layer) in layers.enumerated() {
+            if gradientCheckpointing && GradMode.isEnabled && cache == nil && packed == nil {
+                h = checkpointedBlock(layer, h, positions: positions, batch: B, attentionMask: attentionMask)
+                continue
+            }
             h = block(layer, h, positions: positions, packed: packed?.layers[i]) { q, k, v in
                 let q = q.reshaped([B, T, NH, HS]), k = k.reshaped([B, T, KVH, HS]), v = v.reshaped([B, T, KVH, HS])
                 guard let cache else { return attention(q, k, v, keyMask: attentionMask) }
@@ -172,6 +189,26 @@ public final class Transformer {
         let h = add(x, project(layer.oProj, packed?.o, o))
         let m = rmsNorm(h, layer.postAttentionLayernorm, eps: Float(config.rmsNormEps))
         return add(h, project(layer.downProj, packed?.down, swiglu(project(layer.gateProj, packed?.gate, m), project(layer.upProj, packed?.up, m))))
+    }
+
+    /// One decoder block under activation checkpointing: the forward records no graph but draws its
+    /// dropout masks; the backward pass runs it again from the saved input with the generator set
+    /// back, so the masks and every gradient are those of the recorded block.
+    func checkpointedBlock(_ layer: DecoderLayer, _ x: Tensor, positions: [Int32], batch B: Int, attentionMask: [Bool]?) -> Tensor {
+        let T = x.shape[0] / B, NH = config.numAttentionHeads, KVH = config.numKeyValueHeads, HS = config.headDim
+        let masks = dropoutRNG
+        inCheckpointedForward = true
+        defer { inCheckpointedForward = false }
+        return checkpointed(x, parameters: layer.tensors, recompute: { run in
+            let after = self.dropoutRNG
+            self.dropoutRNG = masks
+            defer { self.dropoutRNG = after }
+            return run()
+        }) { x in
+            self.block(layer, x, positions: positions) { q, k, v in
+                attention(q.reshaped([B, T, NH, HS]), k.reshaped([B, T, KVH, HS]), v.reshaped([B, T, KVH, HS]), keyMask: attentionMask)
+            }
+        }
     }
 
     /// RoPE positions: 0, 1, 2, … per row, counting only real tokens when a mask is given

@@ -13,12 +13,12 @@ public struct SFTStage: RecipeStage {
 
     public static func read(_ value: RecipeValue, path: String, _ r: RecipeReader) throws -> SFTStage {
         let s = try r.mapping(value, path, allowed: ["steps", "batch_size", "micro_batch_size", "lr"] + ScheduleKeys.all
-                                                    + ["weight_decay", "beta1", "beta2", "max_grad_norm", "max_length", "eval_every", "checkpoint_every"])
+                                                    + ["weight_decay", "beta1", "beta2", "max_grad_norm", "max_length", "eval_every", "checkpoint_every", "gradient_checkpointing"])
         let steps = try r.int(try s.required("steps"), s.path("steps"), min: 1)
         let batch = try s.int("batch_size", default: 32, min: 1)
         // Any size: the batch is split by length (SFTTrainer.microBatches), not cut in equal parts.
         let micro = try s.int("micro_batch_size", default: batch, min: 1)
-        return SFTStage(config: SFTConfig(
+        var config = SFTConfig(
             steps: steps, batchSize: batch, microBatchSize: micro,
             learningRate: Float(try s.double("lr", default: 1e-3, range: 0...10)),
             schedule: try ScheduleKeys.read(s, steps: steps),
@@ -27,7 +27,9 @@ public struct SFTStage: RecipeStage {
             maxGradNorm: Float(try s.double("max_grad_norm", default: 1, range: 0...1e6)),
             maxLength: try s.int("max_length", default: 256, min: 8),
             evalEvery: try s.int("eval_every", default: 0, min: 0),
-            checkpointEvery: try s.int("checkpoint_every", default: 0, min: 0)))
+            checkpointEvery: try s.int("checkpoint_every", default: 0, min: 0))
+        config.gradientCheckpointing = try s.bool("gradient_checkpointing", default: false)
+        return SFTStage(config: config)
     }
 
     public func dataNeeds(_ recipe: Recipe) -> [DataNeed] { [DataNeed(file: nil, completion: true, checkerFields: false)] }

@@ -217,6 +217,11 @@ public final class Tensor {
             precondition(count == 1, "backward() without a seed needs a scalar, got \(shape)")
             grad[0] += 1
         }
+        propagate()
+    }
+
+    /// Runs the graph's backward closures from this tensor, whose gradient is already set.
+    func propagate() {
         // Iterative DFS post-order: the graph of a deep model would overflow recursion.
         var order: [Tensor] = []
         var visited = Set<ObjectIdentifier>()
@@ -243,6 +248,32 @@ public final class Tensor {
     }
 }
 
+/// Activation checkpointing: `body(input)` computed without recording its graph, so that none of
+/// its activations stay alive until the backward pass; only `input` is kept. In the backward pass
+/// `body` runs again with recording on and the output's gradient is sent through that graph into
+/// `parameters` and `input`: the same arithmetic as without checkpointing, so the same gradients,
+/// for one more forward pass of `body`. `parameters` are the tensors `body` reads besides `input`
+/// (the output is in the graph when any requires gradients). `recompute` brackets the second run
+/// (the caller's state, such as a dropout generator, set back to what the first run saw).
+public func checkpointed(_ input: Tensor, parameters: [Tensor], recompute: @escaping (() -> Tensor) -> Tensor = { $0() },
+                         _ body: @escaping (Tensor) -> Tensor) -> Tensor {
+    guard GradMode.isEnabled else { return body(input) }
+    let output = GradMode.withoutGrad { body(input) }
+    output.record([input] + parameters) { output in
+        // The input's data, a leaf of the recomputed graph whose gradient lands in the input's buffer.
+        let x = Tensor(viewOf: input, shape: input.shape, offset: input.offset)
+        x.requiresGrad = input.requiresGrad
+        x.gradientBase = input
+        let y = GradMode.withGrad { recompute { body(x) } }
+        precondition(y.offset == 0 && output.offset == 0 && y.storage.count == output.storage.count,
+                     "checkpointed: the body's output must be a fresh tensor")
+        _ = output.grad
+        y.gradStorage = output.gradStorage
+        y.propagate()
+    }
+    return output
+}
+
 /// Global switch for recording the autograd graph (off for inference and rollouts).
 public enum GradMode {
     nonisolated(unsafe) public static var isEnabled = true
@@ -251,6 +282,14 @@ public enum GradMode {
     public static func withoutGrad<R>(_ body: () throws -> R) rethrows -> R {
         let previous = isEnabled
         isEnabled = false
+        defer { isEnabled = previous }
+        return try body()
+    }
+
+    /// Runs `body` with graph recording on (a checkpointed recomputation inside a backward pass).
+    public static func withGrad<R>(_ body: () throws -> R) rethrows -> R {
+        let previous = isEnabled
+        isEnabled = true
         defer { isEnabled = previous }
         return try body()
     }

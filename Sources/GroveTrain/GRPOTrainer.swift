@@ -34,6 +34,8 @@ public struct GRPOConfig {
     public var refreshReferenceEvery = 0
     public var evalEvery = 0
     public var checkpointEvery = 0
+    /// Activation checkpointing in the training part (`Transformer.gradientCheckpointing`): less memory, one more forward.
+    public var gradientCheckpointing = false
 
     public init(steps: Int, promptsPerStep: Int, groupSize: Int, sampling: SamplingOptions, loss: GRPOLossConfig, learningRate: Float) {
         self.steps = steps; self.promptsPerStep = promptsPerStep; self.groupSize = groupSize
@@ -94,6 +96,9 @@ public final class GRPOTrainer {
 
     /// Runs from the current step to `config.steps`.
     public func train(onEvent: (TrainingEvent) throws -> Void) throws {
+        let previous = policy.gradientCheckpointing
+        policy.gradientCheckpointing = config.gradientCheckpointing
+        defer { policy.gradientCheckpointing = previous }
         try loop.run(onEvent: onEvent)
     }
 }

@@ -22,6 +22,8 @@ public struct SFTConfig: Equatable {
     public var maxLength: Int
     public var evalEvery: Int
     public var checkpointEvery: Int
+    /// Activation checkpointing during training (`Transformer.gradientCheckpointing`): less memory, one more forward.
+    public var gradientCheckpointing = false
 
     public init(steps: Int, batchSize: Int = 32, microBatchSize: Int = 32, learningRate: Float = 1e-3,
                 schedule: LearningRateSchedule = .constant, weightDecay: Float = 0.1, betas: (Float, Float) = (0.9, 0.95),
@@ -36,7 +38,7 @@ public struct SFTConfig: Equatable {
         a.steps == b.steps && a.batchSize == b.batchSize && a.microBatchSize == b.microBatchSize
             && a.learningRate == b.learningRate && a.schedule == b.schedule && a.weightDecay == b.weightDecay
             && a.betas == b.betas && a.maxGradNorm == b.maxGradNorm && a.maxLength == b.maxLength
-            && a.evalEvery == b.evalEvery && a.checkpointEvery == b.checkpointEvery
+            && a.evalEvery == b.evalEvery && a.checkpointEvery == b.checkpointEvery && a.gradientCheckpointing == b.gradientCheckpointing
     }
 }
 
@@ -74,6 +76,9 @@ public final class SFTTrainer {
 
     /// Runs from the current step to `config.steps`.
     public func train(onEvent: (TrainingEvent) throws -> Void) throws {
+        let previous = model.gradientCheckpointing
+        model.gradientCheckpointing = config.gradientCheckpointing
+        defer { model.gradientCheckpointing = previous }
         try loop.run(onEvent: onEvent)
     }
 }

@@ -26,7 +26,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure training, forward, generation and GRPO-step throughput (JSON lines).")
 
-    @Option(help: "Comma-separated model shapes: small, big.")
+    @Option(help: "Comma-separated model shapes: small, big, smollm2.")
     var models = "small,big"
 
     @Option(help: "Comma-separated parts: train, forward, generate, grpo.")
@@ -56,6 +56,12 @@ struct Bench: ParsableCommand {
     @Option(help: "Tokenizer folder of the GRPO step (the reference uses the fixture tokenizer).")
     var tokenizer = "../shared/fixtures/public/tokenizer"
 
+    @Option(help: "Train a LoRA adapter of this rank (alpha 2r, every linear layer) in the train and grpo parts; 0: full fine-tuning.")
+    var loraR = 0
+
+    @Flag(help: "Activation checkpointing in the train and grpo parts (recompute each block in backward).")
+    var gradientCheckpointing = false
+
     @Flag(help: "Run each (model, part) in its own process, so that each peak memory is its own.")
     var isolate = false
 
@@ -68,7 +74,7 @@ struct Bench: ParsableCommand {
               "sgemm_2048_gflops": round1(SgemmBenchmark.gflops(size: 2048)), "grove": GroveVersion.string])
         let shapes = try models.split(separator: ",").map { name in
             guard let s = BenchShape(rawValue: String(name)) else {
-                throw ValidationError("--models: unknown shape '\(name)' (small, big)")
+                throw ValidationError("--models: unknown shape '\(name)' (small, big, smollm2)")
             }
             return s
         }
@@ -128,6 +134,8 @@ struct Bench: ParsableCommand {
 
     func measureTraining(_ shape: BenchShape, warmup: Int, steps: Int) -> [String: Any] {
         let model = Transformer(config: shape.config(), seed: 0)
+        adapt(model)
+        model.gradientCheckpointing = gradientCheckpointing
         let V = model.config.vocabSize, T = Bench.sequenceLength, tokens = batch * T
         // The reference's settings: AdamW(lr 1e-4, weight decay 0.01), labels = inputs shifted by one.
         let optimizer = AdamW(parameters: model.decayGroups, beta1: 0.9, beta2: 0.999, weightDecay: 0.01)
@@ -150,7 +158,14 @@ struct Bench: ParsableCommand {
               "tokens_per_step": tokens, "warmup": warmup, "steps": steps, "median_step_s": round4(med),
               "min_step_s": round4(times.min()!), "tokens_per_s": round1(Double(tokens) / med),
               "approx_model_gflops": round1(6 * Double(params) * Double(tokens) / med / 1e9),
-              "first_loss": round4(Double(losses.first!)), "last_loss": round4(Double(losses.last!))]
+              "first_loss": round4(Double(losses.first!)), "last_loss": round4(Double(losses.last!)),
+              "lora_r": loraR, "gradient_checkpointing": gradientCheckpointing]
+    }
+
+    /// Adds the `--lora-r` adapter (PEFT's initialisation, so the model is unchanged until trained).
+    func adapt(_ model: Transformer) {
+        guard loraR > 0 else { return }
+        model.addAdapter(try! LoRAConfig(r: loraR, alpha: Double(2 * loraR)), seed: 0)
     }
 
     func measureForward(_ shape: BenchShape, warmup: Int, steps: Int) -> [String: Any] {
@@ -214,12 +229,14 @@ struct Bench: ParsableCommand {
         let sftRecord: [String: Any] = ["bench": "grove_grpo_sft", "model": shape.rawValue, "sft_steps": sftSteps,
                                         "sft_seconds": round4(seconds() - sftStart)]
 
+        adapt(model)  // after the SFT, which trains every weight as the reference's does
         let promptFile = try writeAdditionRows(8 * (steps + 1) * 4, seed: 2, to: dir.appendingPathComponent("prompts.jsonl"))
         let prompts = TrainingStream(file: promptFile, rows: Array(0..<promptFile.count), format: .messages(field: "messages"),
                                      tokenizer: tok, maxLength: 64, seed: 2)
-        let grpoConfig = GRPOConfig(steps: steps + 1, promptsPerStep: 8, groupSize: 8,
+        var grpoConfig = GRPOConfig(steps: steps + 1, promptsPerStep: 8, groupSize: 8,
                                     sampling: SamplingOptions(temperature: 1, maxNewTokens: 16),
                                     loss: GRPOLossConfig(beta: beta, aggregation: .perSequence), learningRate: 1e-5)
+        grpoConfig.gradientCheckpointing = gradientCheckpointing
         let rewards = WeightedRewards([(ExactAnswerReward(extraction: .lastNumber, field: "answer"), 1)])
         let trainer = GRPOTrainer(policy: model, tokenizer: tok, prompts: prompts, rewards: rewards, config: grpoConfig, seed: 0)
         var perStep: [[String: Double]] = []
@@ -234,7 +251,8 @@ struct Bench: ParsableCommand {
               "median_score_s": round4(med("time/score")), "median_train_s": round4(med("time/train")),
               "generation_fraction": round4(timed.reduce(0) { $0 + ($1["time/generate"] ?? 0) } / total),
               "completion_mean_length": round1(med("completions/mean_length")), "reward": round4(med("reward")),
-              "completions_per_step": 64, "max_completion_length": 16, "beta": beta]]
+              "completions_per_step": 64, "max_completion_length": 16, "beta": beta,
+              "lora_r": loraR, "gradient_checkpointing": gradientCheckpointing]]
     }
 
     /// The reference's tokenizer when it is there; otherwise a byte-level BPE trained here.
@@ -271,9 +289,10 @@ struct Bench: ParsableCommand {
     }
 }
 
-/// The two model shapes of `bench_torch.py`: Qwen2 with tied embeddings and q/k/v biases.
+/// The two model shapes of `bench_torch.py` (Qwen2 with tied embeddings and q/k/v biases), and
+/// SmolLM2-135M's architecture with seeded weights: the size whose memory the 100M–1B work targets.
 enum BenchShape: String {
-    case small, big
+    case small, big, smollm2
 
     func config(vocabSize: Int? = nil) -> ModelConfig {
         switch self {
@@ -283,6 +302,12 @@ enum BenchShape: String {
         case .big:
             return ModelConfig(vocabSize: vocabSize ?? 8192, hiddenSize: 512, intermediateSize: 1376, numHiddenLayers: 8,
                                numAttentionHeads: 8, numKeyValueHeads: 4, maxPositionEmbeddings: 1024)
+        case .smollm2:
+            // Its own vocabulary even with the GRPO part's smaller tokenizer, whose ids all fit
+            // (a sampled id beyond the tokenizer's decodes to nothing): the embedding is a fifth of the model.
+            return ModelConfig(modelType: .llama, vocabSize: max(vocabSize ?? 0, 49152), hiddenSize: 576, intermediateSize: 1536,
+                               numHiddenLayers: 30, numAttentionHeads: 9, numKeyValueHeads: 3, headDim: 64, rmsNormEps: 1e-5,
+                               ropeTheta: 100_000, maxPositionEmbeddings: 8192)
         }
     }
 }

@@ -53,7 +53,7 @@ final class RecipeKeyTests: XCTestCase {
                        + "steps, prompts_per_step, group_size, temperature, top_k, top_p, min_p, max_new_tokens, stop, beta, epsilon, epsilon_high, "
                        + "loss, scale_rewards, iterations, lr, schedule, warmup_steps, min_lr_ratio, step_size, gamma, weight_decay, beta1, beta2, "
                        + "max_grad_norm, mask_truncated, dynamic_sampling, ref_refresh_every, micro_batch_tokens, eval_every, checkpoint_every, "
-                       + "rewards, prompts, sft_control")
+                       + "gradient_checkpointing, rewards, prompts, sft_control")
     }
 
     func testLinearScheduleReadsWarmupAndRejectsGamma() throws {
@@ -62,6 +62,13 @@ final class RecipeKeyTests: XCTestCase {
         XCTAssertEqual((r.stages[1] as? GRPOStage)?.config.schedule, .warmupLinear(warmupSteps: 0, totalSteps: 20))
         XCTAssertEqual(error(sft: "schedule: linear, gamma: 0.5"), "r.yaml:4: stages.0.sft.gamma: not used by schedule 'linear'")
         XCTAssertEqual(error(grpo: "schedule: linear, min_lr_ratio: 0.1, "), "r.yaml:5: stages.1.grpo.min_lr_ratio: not used by schedule 'linear'")
+    }
+
+    func testGradientCheckpointingReachesTheConfigs() throws {
+        let r = try load(sft: "gradient_checkpointing: true", grpo: "gradient_checkpointing: true, ")
+        XCTAssertEqual((r.stages[0] as? SFTStage)?.config.gradientCheckpointing, true)
+        XCTAssertEqual((r.stages[1] as? GRPOStage)?.config.gradientCheckpointing, true)
+        XCTAssertEqual((try load().stages[0] as? SFTStage)?.config.gradientCheckpointing, false)
     }
 
     func testGRPOBetasReachTheConfig() throws {
