@@ -42,7 +42,8 @@ let package = Package(
         // Recipe trees and typed field reading, shared by the run layer and the rewards (no YAML library).
         .target(name: "GroveConfig"),
         .target(name: "GroveTasks", dependencies: ["GroveTensor"], path: "Datasets", exclude: ["README.md", "arithmetic/README.md", "arithmetic/train.jsonl",
-                                                             "arithmetic/eval.jsonl", "arithmetic/demos.jsonl", "arithmetic/prompts.jsonl", "countdown/README.md",
+                                                             "arithmetic/eval.jsonl", "arithmetic/demos.jsonl", "arithmetic/prompts.jsonl", "arithmetic/chat_prompts.jsonl",
+                                                             "arithmetic/chat_eval.jsonl", "arithmetic/make_chat_prompts.py", "countdown/README.md",
                                                              "countdown/train.jsonl", "countdown/eval.jsonl"]),
         .target(name: "Rewards", dependencies: ["GroveConfig", "GroveModel", "GroveRollout", "GroveTasks", "GroveTensor", "GroveTokenizer"],
                 path: "Rewards", exclude: ["README.md", "examples"]),

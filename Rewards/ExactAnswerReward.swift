@@ -38,29 +38,20 @@ public struct ExactAnswerReward: Reward {
     static func reference(_ value: Any?) -> Double? {
         if let n = value as? NSNumber { return n.doubleValue }
         guard let s = value as? String else { return nil }
-        return s.contains("####") ? extract(s, .gsm8k) : number(s)
+        return s.contains("####") ? extract(s, .gsm8k) : parseNumber(s)
     }
-
-    static func number(_ s: some StringProtocol) -> Double? {
-        Double(s.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: ",", with: "").replacingOccurrences(of: "$", with: ""))
-    }
-
-    /// A number as `last_number` reads it; compiled once (compiling costs ~0.1 ms, more than the match).
-    static let numberPattern = try! NSRegularExpression(pattern: #"-?\d[\d,]*(\.\d+)?"#)
 
     /// The answer `extraction` finds in `text`.
     public static func extract(_ text: String, _ extraction: Extraction) -> Double? {
         switch extraction {
         case .gsm8k:
-            return finalAnswer(text).flatMap { number($0) }
+            return finalAnswer(text).flatMap { parseNumber($0) }
         case .boxed:
             guard let start = text.range(of: "\\boxed{", options: .backwards),
                   let end = text[start.upperBound...].firstIndex(of: "}") else { return nil }
-            return number(text[start.upperBound..<end])
+            return parseNumber(text[start.upperBound..<end])
         case .lastNumber:
-            let ns = text as NSString
-            guard let m = numberPattern.matches(in: text, range: NSRange(location: 0, length: ns.length)).last else { return nil }
-            return number(ns.substring(with: m.range))
+            return GroveTasks.lastNumber(text)
         }
     }
 }

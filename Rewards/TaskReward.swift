@@ -2,7 +2,7 @@ import GroveConfig
 import GroveRollout
 import GroveTasks
 
-/// 1 when a built-in task's checker accepts the completion (arithmetic, countdown, gsm8k), else 0.
+/// 1 when a built-in task's checker accepts the completion (arithmetic, countdown, gsm8k, last_number), else 0.
 public struct TaskReward: Reward {
     public let name: String
     public let task: TaskKind

@@ -13,10 +13,24 @@ final class RecipeTests: XCTestCase {
         FileManager.default.changeCurrentDirectoryPath(Self.root.path)  // recipes name paths from the repository root
     }
 
+    /// Recipes whose model is downloaded separately (README): a tiny fixture model stands in for it.
+    static let downloadedModel = ["smollm2-arithmetic.yaml": ["model.path=Tests/Fixtures/shared/model_a_qwen2/model"]]
+
     func testEveryRecipeInRecipesParses() throws {
         let files = try FileManager.default.contentsOfDirectory(atPath: "Recipes").filter { $0.hasSuffix(".yaml") }
         XCTAssertFalse(files.isEmpty)
-        for f in files { XCTAssertNoThrow(try Recipe.load(path: "Recipes/\(f)"), f) }
+        for f in files { XCTAssertNoThrow(try Recipe.load(path: "Recipes/\(f)", overrides: Self.downloadedModel[f] ?? []), f) }
+    }
+
+    /// The SmolLM2 recipe validates as `grove validate` does: chat prompts, answers for last_number, LoRA.
+    func testSmolLM2RecipeValidates() throws {
+        let r = try Recipe.load(path: "Recipes/smollm2-arithmetic.yaml", overrides: Self.downloadedModel["smollm2-arithmetic.yaml"]!)
+        try r.checkRows(tokenizer: try r.rowTokenizer())
+        XCTAssertEqual(r.data.task, .lastNumber)
+        XCTAssertEqual(r.lora?.r, 8)
+        XCTAssertEqual(r.eval.samples, 100)
+        guard let grpo = (r.stages.first as? GRPOStage)?.config else { return XCTFail("one grpo stage expected") }
+        XCTAssertEqual(grpo.sampling.maxNewTokens, 48)
     }
 
     func testQuickstartValues() throws {

@@ -118,3 +118,28 @@ final class CountdownTaskTests: XCTestCase {
         XCTAssertFalse(CountdownTask.isCorrect(completion: "#### 99999999999999999999*9", numbers: [9], target: 9))
     }
 }
+
+final class LastNumberTaskTests: XCTestCase {
+    func testLastNumberReadsFreeFormAnswers() {
+        XCTAssertEqual(lastNumber("45 + 38 = 83."), 83)
+        XCTAssertEqual(lastNumber("It is -1,234.5 in total"), -1234.5)
+        XCTAssertEqual(lastNumber("about $1,000, not 3"), 3)
+        XCTAssertNil(lastNumber("no digits here"))
+    }
+
+    func testCheckerComparesTheLastNumberWithTheAnswer() {
+        let task = TaskKind.lastNumber
+        XCTAssertTrue(task.isCorrect("45 + 38 = 83. The answer is 83.", row: ["answer": "83"]))
+        XCTAssertTrue(task.isCorrect("so 1,234", row: ["answer": 1234]))
+        XCTAssertFalse(task.isCorrect("83, or maybe 84", row: ["answer": "83"]))
+        XCTAssertFalse(task.isCorrect("no idea", row: ["answer": "83"]))
+        XCTAssertFalse(task.isCorrect("83", row: [:]))
+    }
+
+    func testMissingReference() {
+        XCTAssertNil(TaskKind.lastNumber.missingReference(in: ["answer": "83"]))
+        XCTAssertNil(TaskKind.lastNumber.missingReference(in: ["answer": 83]))
+        XCTAssertNotNil(TaskKind.lastNumber.missingReference(in: ["answer": "eighty-three"]))
+        XCTAssertNotNil(TaskKind.lastNumber.missingReference(in: ["target": 83]))
+    }
+}

@@ -54,7 +54,7 @@ final class RewardRegistryTests: XCTestCase {
         XCTAssertEqual(try read(entry("length", [("max_length", "4"), ("weight", "0.25")])).weight, 0.25)
         // `task` without a checker needs data.task, and says so when the run builds it.
         XCTAssertEqual(message { try self.read(self.entry("task")).build(RewardContext()) },
-                       "r.yaml:7: rewards.0.task.checker: a 'task' reward needs data.task or its own 'checker' (arithmetic, countdown, gsm8k)")
+                       "r.yaml:7: rewards.0.task.checker: a 'task' reward needs data.task or its own 'checker' (arithmetic, countdown, gsm8k, last_number)")
     }
 
     func testUnknownRewardSuggestsTheNearestKey() {
