@@ -38,7 +38,8 @@ public struct Evaluator {
     /// Metrics for `model`, plus the generated samples (for reports).
     public func evaluate(_ model: Transformer) -> (metrics: EvalMetrics, samples: [Sample]) {
         GradMode.withoutGrad {
-            var metrics = ["eval/loss": heldOutLoss(model)]
+            var metrics: [String: Double] = [:]
+            if let loss = heldOutLoss(model) { metrics["eval/loss"] = loss }
             guard let isCorrect else { return (EvalMetrics(metrics), []) }
             var samples: [Sample] = []
             for start in stride(from: 0, to: examples.count, by: batchSize) {
@@ -94,13 +95,16 @@ public struct Evaluator {
         samples.isEmpty ? 0 : Double(samples.filter(\.correct).count) / Double(samples.count)
     }
 
-    /// Mean negative log-likelihood of the reference completions' tokens.
-    func heldOutLoss(_ model: Transformer) -> Double {
+    /// Mean negative log-likelihood of the reference completions' tokens; nil when no held-out row
+    /// has a completion (prompt-only rows, as GRPO prompt files are, have nothing to score).
+    func heldOutLoss(_ model: Transformer) -> Double? {
         let eos = tokenizer.eosTokenId.map(Int32.init)
         let pad = Int32(tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0)
+        let scored = examples.filter { !$0.completion.isEmpty }
+        guard !scored.isEmpty else { return nil }
         var total = 0.0, count = 0
-        for start in stride(from: 0, to: examples.count, by: batchSize) {
-            let batch = SFTBatch(examples[start..<min(start + batchSize, examples.count)].map {
+        for start in stride(from: 0, to: scored.count, by: batchSize) {
+            let batch = SFTBatch(scored[start..<min(start + batchSize, scored.count)].map {
                 TokenizedExample($0, tokenizer: tokenizer, eos: eos, maxLength: maxLength)
             }, padToken: pad)
             let logp = tokenLogProbs(model.forward(tokens: batch.tokens, batch: batch.batch), targets: batch.targets)

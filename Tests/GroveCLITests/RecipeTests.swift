@@ -14,7 +14,8 @@ final class RecipeTests: XCTestCase {
     }
 
     /// Recipes whose model is downloaded separately (README): a tiny fixture model stands in for it.
-    static let downloadedModel = ["smollm2-arithmetic.yaml": ["model.path=Tests/Fixtures/shared/model_a_qwen2/model"]]
+    static let downloadedModel = ["smollm2-arithmetic.yaml": ["model.path=Tests/Fixtures/shared/model_a_qwen2/model"],
+                                  "smollm2-arithmetic-sft.yaml": ["model.path=Tests/Fixtures/shared/model_a_qwen2/model"]]
 
     func testEveryRecipeInRecipesParses() throws {
         let files = try FileManager.default.contentsOfDirectory(atPath: "Recipes").filter { $0.hasSuffix(".yaml") }
@@ -31,6 +32,12 @@ final class RecipeTests: XCTestCase {
         XCTAssertEqual(r.eval.samples, 100)
         guard let grpo = (r.stages.first as? GRPOStage)?.config else { return XCTFail("one grpo stage expected") }
         XCTAssertEqual(grpo.sampling.maxNewTokens, 48)
+        // Its SFT control: the same prompts with demonstrations, the same adapter and held-out set.
+        let control = try Recipe.load(path: "Recipes/smollm2-arithmetic-sft.yaml", overrides: Self.downloadedModel["smollm2-arithmetic-sft.yaml"]!)
+        try control.checkRows(tokenizer: try control.rowTokenizer())
+        XCTAssertEqual(control.lora?.r, r.lora?.r)
+        XCTAssertEqual(control.data.eval, r.data.eval)
+        XCTAssertTrue(control.stages.first is SFTStage)
     }
 
     func testQuickstartValues() throws {

@@ -68,6 +68,23 @@ final class SFTTests: XCTestCase {
         }
     }
 
+    /// Held-out loss scores only rows with a reference completion: prompt-only rows (GRPO prompt
+    /// files used as eval sets) add nothing, and a set of only those reports no `eval/loss`.
+    func testHeldOutLossSkipsPromptOnlyRows() throws {
+        let tok = try tokenizer()
+        let config = ModelConfig(vocabSize: tok.vocabSize, hiddenSize: 16, intermediateSize: 32, numHiddenLayers: 1,
+                                 numAttentionHeads: 2, numKeyValueHeads: 1, maxPositionEmbeddings: 32)
+        let model = Transformer(config: config, seed: 3)
+        let withCompletion = (0..<3).map { Example(id: "c\($0)", prompt: "\($0)+1=", completion: "\($0 + 1)", row: [:]) }
+        let promptOnly = (0..<3).map { Example(id: "p\($0)", prompt: "\($0)+2=", completion: "", row: [:]) }
+        func loss(_ examples: [Example]) -> Double? {
+            Evaluator(examples: examples, tokenizer: tok, maxNewTokens: 2, maxLength: 16, isCorrect: nil).evaluate(model).metrics["eval/loss"]
+        }
+        let scored = try XCTUnwrap(loss(withCompletion))
+        XCTAssertEqual(try XCTUnwrap(loss(withCompletion + promptOnly)), scored, accuracy: 1e-9)
+        XCTAssertNil(loss(promptOnly))
+    }
+
     /// pass@k: a problem passes when any of its k samples is judged correct; sample s of problem
     /// i has its own stream, so pass@k never falls as k grows, and per level is reported.
     func testPassAtK() throws {
