@@ -11,16 +11,20 @@ public final class KVCache {
     public let capacity: Int
     public private(set) var length = 0
     let keys: [Tensor]    // L × (B, capacity, KVH, HS)
-    let values: [Tensor]  // L × (B, capacity, KVH, HS)
+    let values: [Tensor]  // L × (B, capacity, KVH, HSV); latent attention: KVH = NH, HS = dn + dr, HSV = dv
     var keyMask: [Bool]   // (B, capacity)
     var nextPosition: [Int32]  // (B)
 
     public init(config: ModelConfig, batch: Int, capacity: Int) {
         self.batch = batch
         self.capacity = capacity
-        let shape = [batch, capacity, config.numKeyValueHeads, config.headDim]
-        keys = (0..<config.numHiddenLayers).map { _ in Tensor(zeros: shape) }
-        values = (0..<config.numHiddenLayers).map { _ in Tensor(zeros: shape) }
+        var keyShape = [batch, capacity, config.numKeyValueHeads, config.headDim], valueShape = keyShape
+        if case .latent(let latent) = config.attention {
+            keyShape[3] = latent.qkHeadDim
+            valueShape[3] = latent.vHeadDim
+        }
+        keys = (0..<config.numHiddenLayers).map { _ in Tensor(zeros: keyShape) }
+        values = (0..<config.numHiddenLayers).map { _ in Tensor(zeros: valueShape) }
         keyMask = [Bool](repeating: false, count: batch * capacity)
         nextPosition = [Int32](repeating: 0, count: batch)
     }
@@ -45,11 +49,11 @@ public final class KVCache {
     /// row `sources[b]` (a prompt prefilled once, continued by several rows).
     func copyRows(of other: KVCache, sources: [Int]) {
         precondition(length == 0 && sources.count == batch && other.length <= capacity, "KVCache: copyRows")
-        let row = keys[0].count / (batch * capacity), n = other.length
+        let kRow = keys[0].count / (batch * capacity), vRow = values[0].count / (batch * capacity), n = other.length
         for (layer, (k, v)) in zip(keys, values).enumerated() {
             for (b, src) in sources.enumerated() {
-                (k.data + b * capacity * row).update(from: other.keys[layer].data + src * other.capacity * row, count: n * row)
-                (v.data + b * capacity * row).update(from: other.values[layer].data + src * other.capacity * row, count: n * row)
+                (k.data + b * capacity * kRow).update(from: other.keys[layer].data + src * other.capacity * kRow, count: n * kRow)
+                (v.data + b * capacity * vRow).update(from: other.values[layer].data + src * other.capacity * vRow, count: n * vRow)
             }
         }
         for (b, src) in sources.enumerated() {
@@ -59,12 +63,12 @@ public final class KVCache {
         length = n
     }
 
-    /// Copies a layer's new keys/values [B, T, KVH, HS] into rows length−T ..< length.
+    /// Copies a layer's new keys [B, T, KVH, HS] and values [B, T, KVH, HSV] into rows length−T ..< length.
     func store(layer: Int, keys k: Tensor, values v: Tensor) {
-        let T = k.shape[1], row = k.count / (batch * T), start = length - T
+        let T = k.shape[1], kRow = k.count / (batch * T), vRow = v.count / (batch * T), start = length - T
         for b in 0..<batch {
-            (keys[layer].data + (b * capacity + start) * row).update(from: k.data + b * T * row, count: T * row)
-            (values[layer].data + (b * capacity + start) * row).update(from: v.data + b * T * row, count: T * row)
+            (keys[layer].data + (b * capacity + start) * kRow).update(from: k.data + b * T * kRow, count: T * kRow)
+            (values[layer].data + (b * capacity + start) * vRow).update(from: v.data + b * T * vRow, count: T * vRow)
         }
     }
 }

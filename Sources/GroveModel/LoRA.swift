@@ -12,8 +12,10 @@ public struct LoRAConfig: Equatable {
     public var targetModules: [String]
     public var useRslora: Bool
 
-    /// Every linear layer of a decoder block (PEFT's "all-linear": all but the LM head).
-    public static let allLinear = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    /// Every linear layer of a decoder block (PEFT's "all-linear": all but the LM head), DeepSeek's
+    /// latent-attention projections included (its routed experts are not `nn.Linear` layers).
+    public static let allLinear = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+                                   "q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj"]
 
     /// `targetModules`: PEFT module names or ["all-linear"]; throws `LoRAConfig.Invalid` for
     /// anything else (the LM head and the embedding are not adapted).
@@ -56,7 +58,7 @@ extension Transformer {
         var rng = SeededRandom(seed: seed)
         for (_, p) in namedParameters { p.requireGrad(false); p.dropGrad() }
         for i in layers.indices {
-            for (name, path) in Transformer.projections where config.targetModules.contains(Transformer.moduleName(name)) {
+            for (name, path) in layers[i].projections where config.targetModules.contains(Transformer.moduleName(name)) {
                 let w = layers[i][keyPath: path].weight, out = w.shape[0], inp = w.shape[1]
                 let bound = 1 / Float(inp).squareRoot()
                 let a = Tensor((0..<config.r * inp).map { _ in (2 * rng.uniform() - 1) * bound }, shape: [config.r, inp], requiresGrad: true)
@@ -78,7 +80,7 @@ extension Transformer {
     public var adapterParameters: [(String, Tensor)] {
         var out: [(String, Tensor)] = []
         for (i, layer) in layers.enumerated() {
-            for (name, path) in Transformer.projections {
+            for (name, path) in layer.projections {
                 guard let lora = layer[keyPath: path].lora else { continue }
                 out.append(("model.layers.\(i).\(name).lora_A.weight", lora.a))
                 out.append(("model.layers.\(i).\(name).lora_B.weight", lora.b))
@@ -109,7 +111,7 @@ extension Transformer {
     public func mergeAdapter() {
         guard adapter != nil else { return }
         for i in layers.indices {
-            for (_, path) in Transformer.projections where layers[i][keyPath: path].lora != nil {
+            for (_, path) in layers[i].projections where layers[i][keyPath: path].lora != nil {
                 layers[i][keyPath: path].weight.copy(from: mergedWeight(layers[i][keyPath: path]))
                 layers[i][keyPath: path].lora = nil
             }

@@ -57,6 +57,8 @@ final class ModelVariantTests: XCTestCase {
     func testCachedDecodingEqualsFullForward() throws {
         var models = try Self.variants.map { try Transformer.load(from: Fixtures.local.appendingPathComponent($0)) }
         models.append(try Transformer.load(from: Fixtures.modelA.appendingPathComponent("model")))
+        models.append(try Transformer.load(from: Fixtures.modelF.appendingPathComponent("model")))
+        models += try DeepSeekParityTests.variants.map { try Transformer.load(from: DeepSeekParityTests.variant($0).appendingPathComponent("model")) }
         for model in models {
           for packed in [nil, GradMode.withoutGrad { DecodeWeights(model) }] {
             let V = model.config.vocabSize

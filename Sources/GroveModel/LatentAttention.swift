@@ -1,0 +1,57 @@
+import GroveTensor
+
+/// Multi-head latent attention's weights (DeepSeek-V2 §2.1), Hugging Face's names in camelCase.
+/// Sizes: NH heads, dn = qk_nope_head_dim, dr = qk_rope_head_dim, dv = v_head_dim, r = kv_lora_rank,
+/// qr = q_lora_rank.
+public struct LatentAttention {
+    /// W_Q [NH·(dn + dr), C] when queries are not compressed (`q_lora_rank` null, V2-Lite).
+    public internal(set) var qProj: Linear?
+    /// W_DQ [qr, C], the RMSNorm of c_Q [qr] and W_UQ [NH·(dn + dr), qr] when they are.
+    public internal(set) var qAProj: Linear?
+    public let qALayernorm: Tensor?
+    public internal(set) var qBProj: Linear?
+    /// W_DKV and W_KR stacked, [r + dr, C]: the latent c_KV and the RoPE key shared by all heads.
+    public internal(set) var kvAProjWithMqa: Linear
+    public let kvALayernorm: Tensor  // (r)
+    /// W_UK and W_UV, per head [dn rows of k_C | dv rows of v]: [NH·(dn + dv), r].
+    public internal(set) var kvBProj: Linear
+    public internal(set) var oProj: Linear  // (C, NH·dv)
+
+    /// Fresh weights from `proj(out, in)` (drawn in this order) and `ones(n)` norm weights.
+    init(_ c: LatentAttentionConfig, heads NH: Int, hidden C: Int, proj: (Int, Int) -> Linear, ones: (Int) -> Tensor) {
+        if let qr = c.qLoraRank {
+            qAProj = proj(qr, C); qALayernorm = ones(qr); qBProj = proj(NH * c.qkHeadDim, qr)
+        } else {
+            qProj = proj(NH * c.qkHeadDim, C); qALayernorm = nil
+        }
+        kvAProjWithMqa = proj(c.kvLoraRank + c.qkRopeHeadDim, C)
+        kvALayernorm = ones(c.kvLoraRank)
+        kvBProj = proj(NH * (c.qkNopeHeadDim + c.vHeadDim), c.kvLoraRank)
+        oProj = proj(C, NH * c.vHeadDim)
+    }
+}
+
+extension Transformer {
+    /// MLA on N rows of normalised hidden states a [N, C] → [N, C], as transformers computes it
+    /// (keys and values expanded from the latent; `LatentCache` decodes from the latent itself):
+    ///
+    ///   q = W_UQ·norm(W_DQ·a) (or W_Q·a),  per head q = [q_C | q_R]
+    ///   [c_KV | k_R] = W_DKV·a,  per head [k_C | v] = W_UKV·norm(c_KV)
+    ///   query = [q_C | RoPE(q_R)],  key = [k_C | RoPE(k_R)] (k_R shared by every head)
+    ///   o = W_O·attend(query, key, v),  softmax scale (dn + dr)^−½ · mscale²  (YaRN, `queryScale`)
+    ///
+    /// The two inner norms use transformers' default eps, 1e-6, not rms_norm_eps.
+    func latentAttention(_ l: LatentAttention, _ a: Tensor, positions: [Int32], attend: (Tensor, Tensor, Tensor) -> Tensor) -> Tensor {
+        guard case .latent(let c) = config.attention else { preconditionFailure("latentAttention: the config's attention is grouped") }
+        let N = a.shape[0], NH = config.numAttentionHeads, dn = c.qkNopeHeadDim, dr = c.qkRopeHeadDim, dv = c.vHeadDim, r = c.kvLoraRank
+        let q = l.qProj.map { project($0, a) } ?? project(l.qBProj!, rmsNorm(project(l.qAProj!, a), l.qALayernorm!, eps: 1e-6))
+        let qHeads = q.reshaped([N, NH, dn + dr])
+        var query = concatHeads(columns(qHeads, 0..<dn), rope(columns(qHeads, dn..<dn + dr), positions: positions, table: ropeTable))
+        if queryScale != 1 { query = scale(query, queryScale) }
+        let latent = project(l.kvAProjWithMqa, a)  // (N, r + dr)
+        let kRope = rope(columns(latent, r..<r + dr).reshaped([N, 1, dr]), positions: positions, table: ropeTable)
+        let kv = project(l.kvBProj, rmsNorm(columns(latent, 0..<r), l.kvALayernorm, eps: 1e-6)).reshaped([N, NH, dn + dv])
+        let o = attend(query, concatHeads(columns(kv, 0..<dn), kRope), columns(kv, dn..<dn + dv))  // (N, NH, dv)
+        return project(l.oProj, o.reshaped([N, NH * dv]))
+    }
+}
