@@ -55,3 +55,43 @@ extension Transformer {
         return project(l.oProj, o.reshaped([N, NH * dv]))
     }
 }
+
+extension Transformer {
+    /// MLA decoding from the latent cache (`KVCache.Layout.latent`; DeepSeek-V2 §2.1.4): W_UK is absorbed
+    /// into the query and W_UV into the output, so attention reads the cached [c_KV | k_R] rows as they are:
+    ///
+    ///   score_h(t, s) = q_C,h(t)·W_UK,h c(s) + q_R,h(t)·k_R(s) = [W_UK,hᵀ q_C,h(t) | q_R,h(t)] · [c(s) | k_R(s)]
+    ///   o_h(t) = Σ_s p_h(t, s) W_UV,h c(s) = W_UV,h · Σ_s p_h(t, s) c(s)
+    ///
+    /// `attend` maps the absorbed queries [N, NH, r + dr] and the rows' new latents [N, 1, r + dr] to
+    /// Σ_s p c(s) [N, NH, r] (one KV head shared by every query head, values the latent's first r).
+    /// Inference only: the products with W_UK and W_UV are per-head GEMMs outside the graph.
+    func latentAttentionAbsorbed(_ l: LatentAttention, _ a: Tensor, positions: [Int32], attend: (Tensor, Tensor) -> Tensor) -> Tensor {
+        guard case .latent(let c) = config.attention else { preconditionFailure("latentAttentionAbsorbed: the config's attention is grouped") }
+        precondition(!GradMode.isEnabled, "latentAttentionAbsorbed: inference only")
+        let N = a.shape[0], NH = config.numAttentionHeads, dn = c.qkNopeHeadDim, dr = c.qkRopeHeadDim, dv = c.vHeadDim, r = c.kvLoraRank
+        let q = l.qProj.map { project($0, a) } ?? project(l.qBProj!, rmsNorm(project(l.qAProj!, a), l.qALayernorm!, eps: 1e-6))
+        let qHeads = q.reshaped([N, NH, dn + dr])
+        let qRope = rope(columns(qHeads, dn..<dn + dr), positions: positions, table: ropeTable)
+        let qNope = columns(qHeads, 0..<dn)  // (N, NH, dn)
+        let kvB = adapterEnabled ? mergedWeight(l.kvBProj) : l.kvBProj.weight  // (NH·(dn + dv), r): per head [W_UK,h; W_UV,h]
+        let absorbed = Tensor(zeros: [N, NH, r])
+        let blas = BLAS.shared
+        for h in 0..<NH {  // q̃_C,h = q_C,h · W_UK,h: [N, dn]·[dn, r]
+            blas.sgemm(.none, .none, m: N, n: r, k: dn, a: qNope.data + h * dn, lda: NH * dn, b: kvB.data + h * (dn + dv) * r, ldb: r,
+                       beta: 0, c: absorbed.data + h * r, ldc: NH * r)
+        }
+        // attention's 1/√(r + dr) becomes MLA's (dn + dr)^−½ · mscale².
+        let query = scale(concatHeads(absorbed, qRope), queryScale * (Float(r + dr) / Float(dn + dr)).squareRoot())
+        let latent = project(l.kvAProjWithMqa, a)  // (N, r + dr)
+        let kRope = rope(columns(latent, r..<r + dr).reshaped([N, 1, dr]), positions: positions, table: ropeTable)
+        let latents = concatHeads(rmsNorm(columns(latent, 0..<r), l.kvALayernorm, eps: 1e-6).reshaped([N, 1, r]), kRope)
+        let weighted = attend(query, latents)  // (N, NH, r)
+        let o = Tensor(zeros: [N, NH, dv])
+        for h in 0..<NH {  // o_h = W_UV,h · Σ p c: [N, r]·[r, dv]
+            blas.sgemm(.none, .transpose, m: N, n: dv, k: r, a: weighted.data + h * r, lda: NH * r, b: kvB.data + (h * (dn + dv) + dn) * r, ldb: r,
+                       beta: 0, c: o.data + h * dv, ldc: NH * dv)
+        }
+        return project(l.oProj, o.reshaped([N, NH * dv]))
+    }
+}

@@ -150,6 +150,9 @@ public final class Transformer {
     public var gradientCheckpointing = false
     /// True while a checkpointed block runs its unrecorded forward: its dropout masks are drawn as in training.
     var inCheckpointedForward = false
+    /// Latent attention: `generate` caches [c_KV | k_R] per token and decodes with W_UK and W_UV absorbed
+    /// (`.latent`), or caches every head's key and value as transformers does (`.keysAndValues`).
+    public var decodeCacheLayout = KVCache.Layout.latent
     /// The folder the model was loaded from (PEFT's `base_model_name_or_path` of its adapter).
     public internal(set) var nameOrPath: String?
 
@@ -264,12 +267,22 @@ public final class Transformer {
         let positions = cache?.append(length: T, mask: attentionMask)
             ?? Transformer.positions(batch: B, length: T, attentionMask: attentionMask)
         var h = gatherRows(embedTokens, tokens)  // (B·T, C)
+        var latentRank = 0
+        if case .latent(let latent) = config.attention { latentRank = latent.kvLoraRank }
         for (i, layer) in layers.enumerated() {
             if gradientCheckpointing && GradMode.isEnabled && cache == nil && packed == nil {
                 h = checkpointedBlock(layer, h, positions: positions, batch: B, attentionMask: attentionMask)
                 continue
             }
-            h = block(layer, h, positions: positions, packed: packed?.layers[i] ?? nil) { q, k, v in
+            // A latent cache: store the rows' [c_KV | k_R] and attend to every cached one (values: their first r).
+            let attendLatent: ((Tensor, Tensor) -> Tensor)? = cache.flatMap { cache in
+                cache.layout != .latent ? nil : { q, latents in
+                    cache.store(layer: i, keys: latents.reshaped([B, T, 1, -1]), values: nil)
+                    return attention(q.reshaped([B, T] + q.shape.dropFirst()), cache.keys[i], cache.keys[i], keyMask: cache.keyMask,
+                                     keyLength: cache.length, valueSize: latentRank)
+                }
+            }
+            h = block(layer, h, positions: positions, packed: packed?.layers[i] ?? nil, attendLatent: attendLatent) { q, k, v in
                 let q = q.reshaped([B, T] + q.shape.dropFirst()), k = k.reshaped([B, T] + k.shape.dropFirst()), v = v.reshaped([B, T] + v.shape.dropFirst())
                 guard let cache else { return attention(q, k, v, keyMask: attentionMask) }
                 cache.store(layer: i, keys: k, values: v)
@@ -284,9 +297,10 @@ public final class Transformer {
 
     /// One decoder block on N token rows. `attend` maps the rows' q [N, NH, HS] and k [N, KVH, HS],
     /// v [N, KVH, HSV] (RoPE applied) to the attention output [N, NH, HSV]; how rows form sequences is
-    /// its business. With `packed` (the layer's panel copies, in a decode step) the projections run on them.
+    /// its business. With `packed` (the layer's panel copies, in a decode step) the projections run on them;
+    /// with `attendLatent` a latent-attention layer decodes from its latent cache (`latentAttentionAbsorbed`).
     func block(_ layer: DecoderLayer, _ x: Tensor, positions: [Int32], packed: DecodeWeights.Layer? = nil,
-               attend: (Tensor, Tensor, Tensor) -> Tensor) -> Tensor {
+               attendLatent: ((Tensor, Tensor) -> Tensor)? = nil, attend: (Tensor, Tensor, Tensor) -> Tensor) -> Tensor {
         let N = x.shape[0], HS = config.headDim
         func project(_ linear: Linear, _ panels: PanelPackedMatrix?, _ input: Tensor) -> Tensor {
             guard let panels else { return self.project(linear, input) }
@@ -303,7 +317,8 @@ public final class Transformer {
             let o = attend(q, k, v).reshaped([N, config.numAttentionHeads * HS])
             h = add(x, project(g.oProj, packed?.o, o))
         case .latent(let l):
-            h = add(x, latentAttention(l, a, positions: positions, attend: attend))
+            h = add(x, attendLatent.map { latentAttentionAbsorbed(l, a, positions: positions, attend: $0) }
+                    ?? latentAttention(l, a, positions: positions, attend: attend))
         }
         let m = rmsNorm(h, layer.postAttentionLayernorm, eps: Float(config.rmsNormEps))
         switch layer.mlp {

@@ -8,7 +8,9 @@ import Foundation
 /// S positions (S > T when earlier keys come from a KV cache). Query t sees key s when
 /// s ≤ t + (S − T) and `keyMask[b·capacity + s]` is true (nil: every key is real). Query head h
 /// reads KV head h / (NH / KVH). A query that sees no key outputs zeros. `keyLength`
-/// uses only the first S of k's rows per batch (a KV cache allocated for more).
+/// uses only the first S of k's rows per batch (a KV cache allocated for more). With `valueSize`, v is
+/// k itself and a head's values are the first `valueSize` of its key's elements (MLA decoding from its
+/// latent cache: keys [c_KV | k_R], values c_KV, one copy of each row).
 ///
 ///   P = softmax(Q·Kᵀ / √HS + mask),  O = P·V
 /// Backward, per (b, h):
@@ -19,16 +21,19 @@ import Foundation
 /// of the T·S products (5/8 with blocks of T/4). `rowBlock` changes speed, never results
 /// beyond float rounding.
 public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, keyMask: [Bool]? = nil, keyLength: Int? = nil,
-                      rowBlock: Int = 64) -> Tensor {
+                      valueSize: Int? = nil, rowBlock: Int = 64) -> Tensor {
     precondition(q.shape.count == 4 && k.shape.count == 4 && v.shape.count == 4 && Array(v.shape.prefix(3)) == Array(k.shape.prefix(3)),
                  "attention: q \(q.shape), k \(k.shape), v \(v.shape)")
+    precondition(valueSize == nil || (v === k && valueSize! <= k.shape[3]), "attention: valueSize needs v to be k")
     let B = q.shape[0], T = q.shape[1], NH = q.shape[2], HS = q.shape[3]
-    let S = keyLength ?? k.shape[1], capacity = k.shape[1], KVH = k.shape[2], HSV = v.shape[3]
+    let S = keyLength ?? k.shape[1], capacity = k.shape[1], KVH = k.shape[2], HSV = valueSize ?? v.shape[3]
     precondition(k.shape[0] == B && k.shape[3] == HS && S >= T && S <= capacity && NH % KVH == 0, "attention: q \(q.shape) vs k \(k.shape)")
     precondition(keyMask == nil || keyMask!.count == B * capacity, "attention: key mask needs one entry per key row")
     let groups = NH / KVH, offset = S - T
     let scale = 1 / Float(HS).squareRoot()
-    let qStride = NH * HS, kvStride = KVH * HS, vStride = KVH * HSV, oStride = NH * HSV
+    // A value head starts every HSV elements of a row, or every HS with `valueSize` (inside the key's head).
+    let vHead = valueSize == nil ? HSV : HS
+    let qStride = NH * HS, kvStride = KVH * HS, vStride = KVH * vHead, oStride = NH * HSV
     let out = Tensor(uninitialized: [B, T, NH, HSV])  // every (b, t, h) row is a P·V product
     let probs = Storage(count: B * NH * T * S, zeroed: false)  // (B, NH, T, S) saved for backward; read only up to each block's keys
     let blas = BLAS.shared
@@ -48,7 +53,7 @@ public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, keyMask: [Bool]? = 
                 let b = task / KVH, g = task % KVH
                 for h in g * groups..<(g + 1) * groups {
                     let K = k.data + b * capacity * kvStride + g * HS
-                    let V = v.data + b * capacity * vStride + g * HSV
+                    let V = v.data + b * capacity * vStride + g * vHead
                     for (t0, rows, keys) in blocks {
                         let Q = q.data + (b * T + t0) * qStride + h * HS
                         let P = probs.base + ((b * NH + h) * T + t0) * S
@@ -74,7 +79,7 @@ public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, keyMask: [Bool]? = 
             let dS = UnsafeMutablePointer<Float>.allocate(capacity: min(rowBlock, T) * S)  // (rows, S) scratch of this worker
             defer { dS.deallocate() }
             for task in tasks {
-                let b = task / KVH, g = task % KVH, kvOff = b * capacity * kvStride + g * HS, vOff = b * capacity * vStride + g * HSV
+                let b = task / KVH, g = task % KVH, kvOff = b * capacity * kvStride + g * HS, vOff = b * capacity * vStride + g * vHead
                 for h in g * groups..<(g + 1) * groups {
                     for (t0, rows, keys) in blocks {
                         let qOff = (b * T + t0) * qStride + h * HS

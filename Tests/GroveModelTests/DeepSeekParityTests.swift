@@ -161,6 +161,30 @@ final class DeepSeekParityTests: XCTestCase {
         }
     }
 
+    /// The latent cache holds r + dr floats per token and layer, the expanded one NH·(dn + dr + dv); both
+    /// give the full forward pass's logits (1e-4), and sampling from either draws the same tokens.
+    func testLatentCacheSamplesTheTokensOfTheExpandedCache() throws {
+        for name in Self.variants + ["model_f"] {
+            let dir = name == "model_f" ? Fixtures.modelF.appendingPathComponent("model") : Self.variant(name).appendingPathComponent("model")
+            let model = try Transformer.load(from: dir)
+            guard case .latent(let c) = model.config.attention else { return XCTFail(name) }
+            let L = model.config.numHiddenLayers, NH = model.config.numAttentionHeads
+            XCTAssertEqual(KVCache(config: model.config, batch: 1, capacity: 4).bytesPerToken, 4 * L * (c.kvLoraRank + c.qkRopeHeadDim), name)
+            XCTAssertEqual(KVCache(config: model.config, batch: 1, capacity: 4, layout: .keysAndValues).bytesPerToken,
+                           4 * L * NH * (c.qkHeadDim + c.vHeadDim), name)
+            let prompts: [[Int32]] = [[5, 9, 17, 3], [7, 2], [5, 9, 17, 3], [11, 4, 6, 8, 10, 12]]
+            let options = SamplingOptions(temperature: 1, maxNewTokens: 12)
+            let rngs = prompts.indices.map { SeededRandom(seed: 3, streams: [UInt64($0)]) }
+            let latent = model.generate(prompts: prompts, options: options, rngs: rngs)
+            model.decodeCacheLayout = .keysAndValues
+            let expanded = model.generate(prompts: prompts, options: options, rngs: rngs)
+            for (a, b) in zip(latent, expanded) {
+                XCTAssertEqual(a.tokens, b.tokens, name)
+                for (x, y) in zip(a.logprobs, b.logprobs) { XCTAssertEqual(x, y, accuracy: 1e-4, name) }
+            }
+        }
+    }
+
     func testBadDeepSeekConfigsNameTheKey() throws {
         let base = try Fixtures.json(Self.variant("v3").appendingPathComponent("model/config.json"))
         for (key, value, expected) in [("n_group", 3 as Any, "n_group"), ("topk_group", 5, "topk_group"), ("num_experts_per_tok", 9, "num_experts_per_tok"),
