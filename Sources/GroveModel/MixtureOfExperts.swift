@@ -12,7 +12,64 @@ public struct MixtureOfExperts {
     public internal(set) var sharedExperts: GatedMLP?
 }
 
+/// How training keeps DeepSeekMoE's experts evenly loaded (`Transformer.expertBalancing`).
+public struct ExpertBalancing: Equatable {
+    /// α of DeepSeek-V2's expert-level balance loss (§2.2.3), added to the training loss per MoE layer; 0: none.
+    public var alpha: Double
+    /// γ of DeepSeek-V3's auxiliary-loss-free balancing (§2.1.2): after each step every expert's
+    /// e_score_correction_bias moves by γ toward balance, b_i += γ·sign(mean load − load_i); 0: none (V3 models only).
+    public var gamma: Double
+
+    public init(alpha: Double = 0, gamma: Double = 0) { self.alpha = alpha; self.gamma = gamma }
+}
+
+/// Tokens routed to each expert of one MoE layer over a training step's forward passes.
+public struct ExpertLoad: Equatable {
+    public let layer: Int
+    public let tokensPerExpert: [Int]
+    public var max: Double { Double(tokensPerExpert.max() ?? 0) }
+    public var mean: Double { Double(tokensPerExpert.reduce(0, +)) / Double(Swift.max(tokensPerExpert.count, 1)) }
+}
+
+/// What the training forward passes of a step leave for the step's end: routing counts and balance-loss terms.
+final class RoutingRecord {
+    /// Per MoE layer (keyed by its router tensor), tokens routed to each expert.
+    var counts: [ObjectIdentifier: [Int]] = [:]
+    /// α·L_ExpBal of each MoE layer since the trainer last took them.
+    var balanceLoss: Tensor?
+}
+
 extension Transformer {
+    /// The balance loss of the forward passes since the last call (nil without α or MoE layers), for the
+    /// trainer to add to its loss before `backward`.
+    public func takeBalanceLoss() -> Tensor? {
+        defer { routing.balanceLoss = nil }
+        return routing.balanceLoss
+    }
+
+    /// Tokens per expert of every MoE layer over the training forward passes since the last call.
+    public func takeExpertLoads() -> [ExpertLoad] {
+        defer { routing.counts = [:] }
+        return layers.enumerated().compactMap { i, layer in
+            guard case .mixtureOfExperts(let moe) = layer.mlp, let counts = routing.counts[ObjectIdentifier(moe.gate)] else { return nil }
+            return ExpertLoad(layer: i, tokensPerExpert: counts)
+        }
+    }
+
+    /// DeepSeek-V3's bias update from a step's loads: b_i += γ·sign(mean − load_i) (a V2 layer has no bias).
+    public func updateRoutingBias(_ loads: [ExpertLoad]) {
+        guard expertBalancing.gamma > 0 else { return }
+        let gamma = Float(expertBalancing.gamma)
+        for load in loads {
+            guard case .mixtureOfExperts(let moe) = layers[load.layer].mlp, let bias = moe.eScoreCorrectionBias else { continue }
+            let mean = Float(load.mean)
+            for (e, n) in load.tokensPerExpert.enumerated() {
+                let gap = mean - Float(n)
+                bias.data[e] += gap > 0 ? gamma : gap < 0 ? -gamma : 0
+            }
+        }
+    }
+
     /// DeepSeekMoE on N rows of normalised hidden states x [N, C] → [N, C]:
     ///
     ///   y = Σ_{i ∈ shared} FFN_i(x) + Σ_{k} w_k · FFN_{e_k}(x),   e = the router's choice, w = `expertWeights`
@@ -22,6 +79,16 @@ extension Transformer {
         let chosen = selectExperts(logits, c, bias: moe.eScoreCorrectionBias)
         let scoring: ExpertScoring
         if case .biasCorrected = c.selection { scoring = .sigmoid } else { scoring = .softmax }
+        // Training forward passes (a checkpointed block's first, unrecorded one; not its recomputation) count the routing.
+        if (GradMode.isEnabled && !gradientCheckpointing) || inCheckpointedForward {
+            var counts = routing.counts[ObjectIdentifier(moe.gate), default: [Int](repeating: 0, count: c.nRoutedExperts)]
+            for e in chosen { counts[Int(e)] += 1 }
+            routing.counts[ObjectIdentifier(moe.gate)] = counts
+        }
+        if expertBalancing.alpha > 0 && GradMode.isEnabled && !gradientCheckpointing {
+            let term = scale(expertBalanceLoss(logits, experts: chosen, k: c.numExpertsPerTok, scoring: scoring), Float(expertBalancing.alpha))
+            routing.balanceLoss = routing.balanceLoss.map { add($0, term) } ?? term
+        }
         let weights = expertWeights(logits, experts: chosen, k: c.numExpertsPerTok, scoring: scoring, normalize: c.normTopkProb,
                                     scale: Float(c.routedScalingFactor))
         var y = mixtureOfExperts(x, experts: chosen, weights: weights, gate: moe.experts.map(\.gateProj.weight),

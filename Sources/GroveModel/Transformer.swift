@@ -153,6 +153,10 @@ public final class Transformer {
     /// Latent attention: `generate` caches [c_KV | k_R] per token and decodes with W_UK and W_UV absorbed
     /// (`.latent`), or caches every head's key and value as transformers does (`.keysAndValues`).
     public var decodeCacheLayout = KVCache.Layout.latent
+    /// DeepSeekMoE's balancing in training (balance loss α, bias update γ); none by default.
+    public var expertBalancing = ExpertBalancing()
+    /// The routing counts and balance-loss terms of the training forward passes since the trainer took them.
+    let routing = RoutingRecord()
     /// The folder the model was loaded from (PEFT's `base_model_name_or_path` of its adapter).
     public internal(set) var nameOrPath: String?
 

@@ -154,3 +154,53 @@ public func mixtureOfExperts(_ x: Tensor, experts: [Int32], weights: Tensor, gat
     }
     return out
 }
+
+/// DeepSeek-V2's expert-level balance loss of one MoE layer (§2.2.3), a scalar:
+///
+///   L = Σ_i f_i·P_i,   f_i = E / (K·N) · #{tokens that chose i},   P_i = (1/N) Σ_n s'[n, i]
+///
+/// with s' the scores of `logits` [N, E]: softmax, or sigmoid normalised over each token's experts
+/// (V3's sequence-wise form). f is a count and carries no gradient; with g_i = f_i / N,
+/// softmax: dlogits = s ⊙ (g − Σ g·s); sigmoid: dσ_j = (g_j − Σ_i g_i·s'_i) / Σσ, dlogits = dσ ⊙ σ(1 − σ).
+public func expertBalanceLoss(_ logits: Tensor, experts: [Int32], k K: Int, scoring: ExpertScoring) -> Tensor {
+    let E = logits.shape.last!, N = logits.count / E
+    precondition(experts.count == N * K, "expertBalanceLoss: \(experts.count) choices for \(N) tokens × \(K)")
+    var f = [Float](repeating: 0, count: E)
+    for e in experts { f[Int(e)] += Float(E) / Float(K * N) }
+    let scores = Storage(count: N * E, zeroed: false), sums = Storage(count: N, zeroed: false)  // (N, E) s', (N) Σσ
+    let x = logits.data, s = scores.base
+    var loss: Double = 0
+    for n in 0..<N {
+        let row = x + n * E, sr = s + n * E
+        var total: Float = 0
+        switch scoring {
+        case .softmax:
+            var top = -Float.infinity
+            for e in 0..<E { top = max(top, row[e]) }
+            for e in 0..<E { sr[e] = expf(row[e] - top); total += sr[e] }
+        case .sigmoid:
+            for e in 0..<E { sr[e] = 1 / (1 + expf(-row[e])); total += sr[e] }
+        }
+        for e in 0..<E { sr[e] /= total; loss += Double(f[e] * sr[e]) / Double(N) }
+        sums.base[n] = total
+    }
+    let out = Tensor([Float(loss)], shape: [1])
+    out.record([logits]) { out in
+        let dy = out.grad[0], dx = logits.grad, s = scores.base
+        for n in 0..<N {
+            let sr = s + n * E, dr = dx + n * E
+            var dot: Float = 0
+            for e in 0..<E { dot += f[e] / Float(N) * sr[e] }
+            for e in 0..<E {
+                let g = dy * (f[e] / Float(N) - dot)
+                switch scoring {
+                case .softmax: dr[e] += sr[e] * g
+                case .sigmoid:  // σ = s'·Σσ
+                    let sigma = sr[e] * sums.base[n]
+                    dr[e] += g / sums.base[n] * sigma * (1 - sigma)
+                }
+            }
+        }
+    }
+    return out
+}

@@ -91,4 +91,15 @@ final class OpsExpertsGradientTests: XCTestCase {
         }
         XCTAssertNil(gate[3].gradValues.flatMap { $0.contains { $0 != 0 } ? $0 : nil }, "no token chose expert 3")
     }
+
+    func testExpertBalanceLoss() {
+        let logits = randomTensor([4, 5], seed: 12)
+        let experts: [Int32] = [0, 3, 4, 1, 0, 2, 3, 0]
+        for scoring in [ExpertScoring.softmax, .sigmoid] {
+            checkGradients("expertBalanceLoss \(scoring)", inputs: [logits]) { expertBalanceLoss($0[0], experts: experts, k: 2, scoring: scoring) }
+        }
+        // Uniform scores: P_i = 1/E, Σ f_i = E, so L = 1 whatever the choice.
+        let flat = Tensor(zeros: [4, 5])
+        XCTAssertEqual(expertBalanceLoss(flat, experts: experts, k: 2, scoring: .softmax).item, 1, accuracy: 1e-6)
+    }
 }
