@@ -122,10 +122,11 @@ struct Bench: ParsableCommand {
         case .forward: return [measureForward(shape, warmup: warm, steps: timed)]
         case .generate:
             let model = Transformer(config: shape.config(), seed: 0)
-            guard model.config.attention != .grouped else { return [measureGeneration(model, shape, runs: runs)] }
-            let latent = measureGeneration(model, shape, runs: runs)
+            let (prompts, newTokens) = smoke ? (2, 4) : (16, 64)
+            let first = measureGeneration(model, shape, runs: runs, prompts: prompts, newTokens: newTokens)
+            guard model.config.attention != .grouped else { return [first] }  // latent attention: again from expanded keys and values
             model.decodeCacheLayout = .keysAndValues
-            return [latent, measureGeneration(model, shape, runs: runs)]
+            return [first, measureGeneration(model, shape, runs: runs, prompts: prompts, newTokens: newTokens)]
         case .grpo: return try measureGRPO(shape, sftSteps: smoke ? 5 : sftSteps, steps: grpoTimed)
         }
     }
