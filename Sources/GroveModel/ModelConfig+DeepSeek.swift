@@ -127,7 +127,7 @@ public enum RoPEScaling: Equatable {
 
 extension ModelConfig {
     /// Reads DeepSeek's attention, MoE and RoPE keys (`keys` reads one typed value, nil when absent or null).
-    static func deepSeekParts(_ modelType: ModelType, json: [String: Any], file: String, keys: ConfigKeys) throws
+    static func deepSeekParts(_ modelType: ModelType, file: String, keys: ConfigKeys) throws
         -> (AttentionKind, FeedForwardKind) {
         if try keys.value("attention_bias", Bool.self) == true {
             throw ModelError.unsupported(file: file, key: "attention_bias", value: "true", supported: "false")

@@ -101,7 +101,7 @@ public struct ModelConfig: Equatable {
             if let t = rp["rope_theta"] as? NSNumber { theta = t.doubleValue }
         }
         let (attention, feedForward) = modelType == .deepseekV2 || modelType == .deepseekV3
-            ? try ModelConfig.deepSeekParts(modelType, json: json, file: file, keys: keys) : (.grouped, .dense)
+            ? try ModelConfig.deepSeekParts(modelType, file: file, keys: keys) : (.grouped, .dense)
         let eos: [Int]
         if let list = json["eos_token_id"] as? [NSNumber] {
             eos = try list.map {

@@ -185,6 +185,32 @@ final class DeepSeekParityTests: XCTestCase {
         }
     }
 
+    /// LoRA on latent attention and the shared experts (every adaptable linear layer): a fresh adapter
+    /// changes nothing; a trained one (B ≠ 0) decodes from the latent cache, W_UK and W_UV merged,
+    /// to the logits of the full forward pass.
+    func testLoRAOnLatentAttention() throws {
+        let model = try Transformer.load(from: Fixtures.modelF.appendingPathComponent("model"))
+        let tokens: [Int32] = [5, 9, 17, 3, 8, 21, 4]
+        let base = GradMode.withoutGrad { model.forward(tokens: tokens, batch: 1) }
+        model.addAdapter(try LoRAConfig(r: 2, alpha: 4, targetModules: LoRAConfig.allLinear + LoRAConfig.latentAttentionLinear), seed: 1)
+        XCTAssertEqual(Set(model.adapterParameters.map { $0.0.components(separatedBy: ".").dropLast(2).last! }),  // "….kv_b_proj.lora_A.weight"
+                       ["q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+        XCTAssertEqual(GradMode.withoutGrad { model.forward(tokens: tokens, batch: 1) }.values, base.values)
+        var rng = SeededRandom(seed: 2)
+        for (name, t) in model.adapterParameters where name.hasSuffix("lora_B.weight") {
+            for i in 0..<t.count { t.data[i] = rng.normal() * 0.2 }
+        }
+        GradMode.withoutGrad {
+            let full = model.forward(tokens: tokens, batch: 1)
+            XCTAssertGreaterThan(maxAbsDiff(full.values, base.values), 1e-2, "the adapter changes the model")
+            let cache = KVCache(config: model.config, batch: 1, capacity: tokens.count)
+            let prefill = model.forward(tokens: Array(tokens.prefix(3)), batch: 1, cache: cache)
+            var cached = prefill.values
+            for t in 3..<tokens.count { cached += model.forward(tokens: [tokens[t]], batch: 1, cache: cache).values }
+            XCTAssertLessThan(maxAbsDiff(cached, full.values), 1e-4)
+        }
+    }
+
     func testBadDeepSeekConfigsNameTheKey() throws {
         let base = try Fixtures.json(Self.variant("v3").appendingPathComponent("model/config.json"))
         for (key, value, expected) in [("n_group", 3 as Any, "n_group"), ("topk_group", 5, "topk_group"), ("num_experts_per_tok", 9, "num_experts_per_tok"),
