@@ -41,18 +41,20 @@ extension Transformer {
     ///   o = W_O·attend(query, key, v),  softmax scale (dn + dr)^−½ · mscale²  (YaRN, `queryScale`)
     ///
     /// The two inner norms use transformers' default eps, 1e-6, not rms_norm_eps.
-    func latentAttention(_ l: LatentAttention, _ a: Tensor, positions: [Int32], attend: (Tensor, Tensor, Tensor) -> Tensor) -> Tensor {
+    func latentAttention(_ l: LatentAttention, _ a: Tensor, positions: [Int32], packed: DecodeWeights? = nil,
+                         attend: (Tensor, Tensor, Tensor) -> Tensor) -> Tensor {
         guard case .latent(let c) = config.attention else { preconditionFailure("latentAttention: the config's attention is grouped") }
         let N = a.shape[0], NH = config.numAttentionHeads, dn = c.qkNopeHeadDim, dr = c.qkRopeHeadDim, dv = c.vHeadDim, r = c.kvLoraRank
-        let q = l.qProj.map { project($0, a) } ?? project(l.qBProj!, rmsNorm(project(l.qAProj!, a), l.qALayernorm!, eps: 1e-6))
+        let q = l.qProj.map { project($0, a, packed: packed) }
+            ?? project(l.qBProj!, rmsNorm(project(l.qAProj!, a, packed: packed), l.qALayernorm!, eps: 1e-6), packed: packed)
         let qHeads = q.reshaped([N, NH, dn + dr])
         var query = concatHeads(columns(qHeads, 0..<dn), rope(columns(qHeads, dn..<dn + dr), positions: positions, table: ropeTable))
         if queryScale != 1 { query = scale(query, queryScale) }
-        let latent = project(l.kvAProjWithMqa, a)  // (N, r + dr)
+        let latent = project(l.kvAProjWithMqa, a, packed: packed)  // (N, r + dr)
         let kRope = rope(columns(latent, r..<r + dr).reshaped([N, 1, dr]), positions: positions, table: ropeTable)
-        let kv = project(l.kvBProj, rmsNorm(columns(latent, 0..<r), l.kvALayernorm, eps: 1e-6)).reshaped([N, NH, dn + dv])
+        let kv = project(l.kvBProj, rmsNorm(columns(latent, 0..<r), l.kvALayernorm, eps: 1e-6), packed: packed).reshaped([N, NH, dn + dv])
         let o = attend(query, concatHeads(columns(kv, 0..<dn), kRope), columns(kv, dn..<dn + dv))  // (N, NH, dv)
-        return project(l.oProj, o.reshaped([N, NH * dv]))
+        return project(l.oProj, o.reshaped([N, NH * dv]), packed: packed)
     }
 }
 
@@ -66,15 +68,18 @@ extension Transformer {
     /// `attend` maps the absorbed queries [N, NH, r + dr] and the rows' new latents [N, 1, r + dr] to
     /// Σ_s p c(s) [N, NH, r] (one KV head shared by every query head, values the latent's first r).
     /// Inference only: the products with W_UK and W_UV are per-head GEMMs outside the graph.
-    func latentAttentionAbsorbed(_ l: LatentAttention, _ a: Tensor, positions: [Int32], attend: (Tensor, Tensor) -> Tensor) -> Tensor {
+    func latentAttentionAbsorbed(_ l: LatentAttention, _ a: Tensor, positions: [Int32], packed: DecodeWeights?,
+                                 attend: (Tensor, Tensor) -> Tensor) -> Tensor {
         guard case .latent(let c) = config.attention else { preconditionFailure("latentAttentionAbsorbed: the config's attention is grouped") }
         precondition(!GradMode.isEnabled, "latentAttentionAbsorbed: inference only")
         let N = a.shape[0], NH = config.numAttentionHeads, dn = c.qkNopeHeadDim, dr = c.qkRopeHeadDim, dv = c.vHeadDim, r = c.kvLoraRank
-        let q = l.qProj.map { project($0, a) } ?? project(l.qBProj!, rmsNorm(project(l.qAProj!, a), l.qALayernorm!, eps: 1e-6))
+        let q = l.qProj.map { project($0, a, packed: packed) }
+            ?? project(l.qBProj!, rmsNorm(project(l.qAProj!, a, packed: packed), l.qALayernorm!, eps: 1e-6), packed: packed)
         let qHeads = q.reshaped([N, NH, dn + dr])
         let qRope = rope(columns(qHeads, dn..<dn + dr), positions: positions, table: ropeTable)
         let qNope = columns(qHeads, 0..<dn)  // (N, NH, dn)
-        let kvB = adapterEnabled ? mergedWeight(l.kvBProj) : l.kvBProj.weight  // (NH·(dn + dv), r): per head [W_UK,h; W_UV,h]
+        // (NH·(dn + dv), r): per head [W_UK,h; W_UV,h], with the adapter merged in when it is on
+        let kvB = packed?.mergedKVB[ObjectIdentifier(l.kvBProj.weight)] ?? (adapterEnabled ? mergedWeight(l.kvBProj) : l.kvBProj.weight)
         let absorbed = Tensor(zeros: [N, NH, r])
         let blas = BLAS.shared
         for h in 0..<NH {  // q̃_C,h = q_C,h · W_UK,h: [N, dn]·[dn, r]
@@ -83,7 +88,7 @@ extension Transformer {
         }
         // attention's 1/√(r + dr) becomes MLA's (dn + dr)^−½ · mscale².
         let query = scale(concatHeads(absorbed, qRope), queryScale * (Float(r + dr) / Float(dn + dr)).squareRoot())
-        let latent = project(l.kvAProjWithMqa, a)  // (N, r + dr)
+        let latent = project(l.kvAProjWithMqa, a, packed: packed)  // (N, r + dr)
         let kRope = rope(columns(latent, r..<r + dr).reshaped([N, 1, dr]), positions: positions, table: ropeTable)
         let latents = concatHeads(rmsNorm(columns(latent, 0..<r), l.kvALayernorm, eps: 1e-6).reshaped([N, 1, r]), kRope)
         let weighted = attend(query, latents)  // (N, NH, r)
@@ -92,6 +97,6 @@ extension Transformer {
             blas.sgemm(.none, .transpose, m: N, n: dv, k: r, a: weighted.data + h * r, lda: NH * r, b: kvB.data + (h * (dn + dv) + dn) * r, ldb: r,
                        beta: 0, c: o.data + h * dv, ldc: NH * dv)
         }
-        return project(l.oProj, o.reshaped([N, NH * dv]))
+        return project(l.oProj, o.reshaped([N, NH * dv]), packed: packed)
     }
 }

@@ -73,7 +73,7 @@ extension Transformer {
     /// DeepSeekMoE on N rows of normalised hidden states x [N, C] → [N, C]:
     ///
     ///   y = Σ_{i ∈ shared} FFN_i(x) + Σ_{k} w_k · FFN_{e_k}(x),   e = the router's choice, w = `expertWeights`
-    func expertsMLP(_ moe: MixtureOfExperts, _ x: Tensor) -> Tensor {
+    func expertsMLP(_ moe: MixtureOfExperts, _ x: Tensor, packed: DecodeWeights? = nil) -> Tensor {
         guard case .mixtureOfExperts(let c) = config.feedForward else { preconditionFailure("expertsMLP: the config has no experts") }
         let logits = linear(x, moe.gate)  // (N, E)
         let chosen = selectExperts(logits, c, bias: moe.eScoreCorrectionBias)
@@ -94,7 +94,7 @@ extension Transformer {
         var y = mixtureOfExperts(x, experts: chosen, weights: weights, gate: moe.experts.map(\.gateProj.weight),
                                  up: moe.experts.map(\.upProj.weight), down: moe.experts.map(\.downProj.weight))
         if let shared = moe.sharedExperts {
-            y = add(y, project(shared.downProj, swiglu(project(shared.gateProj, x), project(shared.upProj, x))))
+            y = add(y, project(shared.downProj, swiglu(project(shared.gateProj, x, packed: packed), project(shared.upProj, x, packed: packed)), packed: packed))
         }
         return y
     }

@@ -286,7 +286,7 @@ public final class Transformer {
                                      keyLength: cache.length, valueSize: latentRank)
                 }
             }
-            h = block(layer, h, positions: positions, packed: packed?.layers[i] ?? nil, attendLatent: attendLatent) { q, k, v in
+            h = block(layer, h, positions: positions, packed: packed, attendLatent: attendLatent) { q, k, v in
                 let q = q.reshaped([B, T] + q.shape.dropFirst()), k = k.reshaped([B, T] + k.shape.dropFirst()), v = v.reshaped([B, T] + v.shape.dropFirst())
                 guard let cache else { return attention(q, k, v, keyMask: attentionMask) }
                 cache.store(layer: i, keys: k, values: v)
@@ -301,35 +301,30 @@ public final class Transformer {
 
     /// One decoder block on N token rows. `attend` maps the rows' q [N, NH, HS] and k [N, KVH, HS],
     /// v [N, KVH, HSV] (RoPE applied) to the attention output [N, NH, HSV]; how rows form sequences is
-    /// its business. With `packed` (the layer's panel copies, in a decode step) the projections run on them;
+    /// its business. With `packed` (the weights' panel copies, in a decode step) the projections run on them;
     /// with `attendLatent` a latent-attention layer decodes from its latent cache (`latentAttentionAbsorbed`).
-    func block(_ layer: DecoderLayer, _ x: Tensor, positions: [Int32], packed: DecodeWeights.Layer? = nil,
+    func block(_ layer: DecoderLayer, _ x: Tensor, positions: [Int32], packed: DecodeWeights? = nil,
                attendLatent: ((Tensor, Tensor) -> Tensor)? = nil, attend: (Tensor, Tensor, Tensor) -> Tensor) -> Tensor {
         let N = x.shape[0], HS = config.headDim
-        func project(_ linear: Linear, _ panels: PanelPackedMatrix?, _ input: Tensor) -> Tensor {
-            guard let panels else { return self.project(linear, input) }
-            let y = panels.product(input)  // the adapter is merged into the panels
-            return linear.bias.map { addBias(y, $0) } ?? y
-        }
         let a = rmsNorm(x, layer.inputLayernorm, eps: Float(config.rmsNormEps))
         let h: Tensor
         switch layer.attention {
         case .grouped(let g):
-            let q = rope(project(g.qProj, packed?.q, a).reshaped([N, config.numAttentionHeads, HS]), positions: positions, table: ropeTable)
-            let k = rope(project(g.kProj, packed?.k, a).reshaped([N, config.numKeyValueHeads, HS]), positions: positions, table: ropeTable)
-            let v = project(g.vProj, packed?.v, a).reshaped([N, config.numKeyValueHeads, HS])
+            let q = rope(project(g.qProj, a, packed: packed).reshaped([N, config.numAttentionHeads, HS]), positions: positions, table: ropeTable)
+            let k = rope(project(g.kProj, a, packed: packed).reshaped([N, config.numKeyValueHeads, HS]), positions: positions, table: ropeTable)
+            let v = project(g.vProj, a, packed: packed).reshaped([N, config.numKeyValueHeads, HS])
             let o = attend(q, k, v).reshaped([N, config.numAttentionHeads * HS])
-            h = add(x, project(g.oProj, packed?.o, o))
+            h = add(x, project(g.oProj, o, packed: packed))
         case .latent(let l):
-            h = add(x, attendLatent.map { latentAttentionAbsorbed(l, a, positions: positions, attend: $0) }
-                    ?? latentAttention(l, a, positions: positions, attend: attend))
+            h = add(x, attendLatent.map { latentAttentionAbsorbed(l, a, positions: positions, packed: packed, attend: $0) }
+                    ?? latentAttention(l, a, positions: positions, packed: packed, attend: attend))
         }
         let m = rmsNorm(h, layer.postAttentionLayernorm, eps: Float(config.rmsNormEps))
         switch layer.mlp {
         case .dense(let d):
-            return add(h, project(d.downProj, packed?.down, swiglu(project(d.gateProj, packed?.gate, m), project(d.upProj, packed?.up, m))))
+            return add(h, project(d.downProj, swiglu(project(d.gateProj, m, packed: packed), project(d.upProj, m, packed: packed)), packed: packed))
         case .mixtureOfExperts(let moe):
-            return add(h, expertsMLP(moe, m))
+            return add(h, expertsMLP(moe, m, packed: packed))
         }
     }
 
