@@ -85,12 +85,14 @@ extension Transformer {
 
     /// Copies named weights into the parameters; every parameter must be present with its shape.
     public func loadWeights(_ weights: [String: (tensor: Tensor, file: String)], folder: String) throws {
-        let mine = namedParameters
+        let mine = namedParameters + namedBuffers
         let known = Set(mine.map(\.0))
         for (name, w) in weights where !known.contains(name) {
             // A tied head may still be saved; rotary buffers are not weights.
             if name == "lm_head.weight" && config.tieWordEmbeddings { continue }
             if name.hasSuffix("rotary_emb.inv_freq") { continue }
+            // DeepSeek-V3's multi-token-prediction layers come after the last layer; transformers skips them too.
+            if config.modelType == .deepseekV3 && name.hasPrefix("model.layers.\(config.numHiddenLayers).") { continue }
             throw ModelError.unexpectedTensor(file: w.file, tensor: name)
         }
         for (name, p) in mine {
@@ -107,7 +109,7 @@ extension Transformer {
     public func save(to dir: URL, maxShardBytes: Int = 2_000_000_000) throws {
         if adapter != nil { return try AdapterFolder.save(self, to: dir) }
         try config.save(to: dir)
-        try CheckpointFolder.saveWeights(namedParameters, to: dir, maxShardBytes: maxShardBytes)
+        try CheckpointFolder.saveWeights(namedParameters + namedBuffers, to: dir, maxShardBytes: maxShardBytes)
     }
 
     /// Throws if any id is outside the vocabulary (user input, before it reaches a kernel).
@@ -131,7 +133,8 @@ extension Transformer {
     /// Overwrites every weight and adapter matrix with `other`'s (same configuration and adapter).
     public func copyWeights(from other: Transformer) {
         precondition(adapter == other.adapter, "copyWeights: the adapters differ")
-        for ((_, mine), (_, theirs)) in zip(namedParameters + adapterParameters, other.namedParameters + other.adapterParameters) {
+        for ((_, mine), (_, theirs)) in zip(namedParameters + namedBuffers + adapterParameters,
+                                            other.namedParameters + other.namedBuffers + other.adapterParameters) {
             mine.copy(from: theirs)
         }
     }

@@ -77,6 +77,9 @@ extension Transformer {
     /// biases f32, Llama's q/k rows in llama.cpp's order.
     public func ggufWriter(type: GGMLType, tokenizer: URL, name: String) throws -> GGUFWriter {
         precondition(type == .f16 || type == .q8_0, "ggufWriter: f16 or q8_0")
+        guard config.attention == .grouped && config.feedForward == .dense else {
+            throw ModelError.unsupported(file: nameOrPath ?? name, key: "model_type", value: config.modelType.rawValue, supported: "llama, qwen2 (GGUF export)")
+        }
         let c = config, arch = c.modelType.rawValue
         var w = GGUFWriter()
         w.metadata = [

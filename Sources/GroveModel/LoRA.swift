@@ -12,8 +12,11 @@ public struct LoRAConfig: Equatable {
     public var targetModules: [String]
     public var useRslora: Bool
 
-    /// Every linear layer of a decoder block (PEFT's "all-linear": all but the LM head).
+    /// Every linear layer of a Llama/Qwen2 decoder block (PEFT's "all-linear": all but the LM head).
     public static let allLinear = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    /// DeepSeek's latent-attention projections, adapted when named (DeepSeekMoE's routed experts are
+    /// not `nn.Linear` layers and are never adapted; its shared experts are `gate_proj` … `down_proj`).
+    public static let latentAttentionLinear = ["q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj"]
 
     /// `targetModules`: PEFT module names or ["all-linear"]; throws `LoRAConfig.Invalid` for
     /// anything else (the LM head and the embedding are not adapted).
@@ -22,8 +25,9 @@ public struct LoRAConfig: Equatable {
         guard alpha.isFinite, alpha > 0 else { throw Invalid(key: "lora_alpha", problem: "must be positive, found \(alpha)") }
         guard (0..<1).contains(dropout) else { throw Invalid(key: "lora_dropout", problem: "must be in [0, 1), found \(dropout)") }
         let names = targetModules == ["all-linear"] ? LoRAConfig.allLinear : targetModules
-        if let bad = names.first(where: { !LoRAConfig.allLinear.contains($0) }) {
-            throw Invalid(key: "target_modules", problem: "'\(bad)' is not a linear layer of a decoder block; use \(LoRAConfig.allLinear.joined(separator: ", ")) or all-linear")
+        let known = LoRAConfig.allLinear + LoRAConfig.latentAttentionLinear
+        if let bad = names.first(where: { !known.contains($0) }) {
+            throw Invalid(key: "target_modules", problem: "'\(bad)' is not a linear layer of a decoder block; use \(known.joined(separator: ", ")) or all-linear")
         }
         guard !names.isEmpty else { throw Invalid(key: "target_modules", problem: "names no module") }
         self.r = r; self.alpha = alpha; self.dropout = dropout
@@ -56,7 +60,7 @@ extension Transformer {
         var rng = SeededRandom(seed: seed)
         for (_, p) in namedParameters { p.requireGrad(false); p.dropGrad() }
         for i in layers.indices {
-            for (name, path) in Transformer.projections where config.targetModules.contains(Transformer.moduleName(name)) {
+            for (name, path) in layers[i].projections where config.targetModules.contains(Transformer.moduleName(name)) {
                 let w = layers[i][keyPath: path].weight, out = w.shape[0], inp = w.shape[1]
                 let bound = 1 / Float(inp).squareRoot()
                 let a = Tensor((0..<config.r * inp).map { _ in (2 * rng.uniform() - 1) * bound }, shape: [config.r, inp], requiresGrad: true)
@@ -78,7 +82,7 @@ extension Transformer {
     public var adapterParameters: [(String, Tensor)] {
         var out: [(String, Tensor)] = []
         for (i, layer) in layers.enumerated() {
-            for (name, path) in Transformer.projections {
+            for (name, path) in layer.projections {
                 guard let lora = layer[keyPath: path].lora else { continue }
                 out.append(("model.layers.\(i).\(name).lora_A.weight", lora.a))
                 out.append(("model.layers.\(i).\(name).lora_B.weight", lora.b))
@@ -109,7 +113,7 @@ extension Transformer {
     public func mergeAdapter() {
         guard adapter != nil else { return }
         for i in layers.indices {
-            for (_, path) in Transformer.projections where layers[i][keyPath: path].lora != nil {
+            for (_, path) in layers[i].projections where layers[i][keyPath: path].lora != nil {
                 layers[i][keyPath: path].weight.copy(from: mergedWeight(layers[i][keyPath: path]))
                 layers[i][keyPath: path].lora = nil
             }

@@ -1,10 +1,10 @@
 import Foundation
 
-/// The architecture of a Llama- or Qwen2-family model, read from and written to Hugging
-/// Face's `config.json` (Swift names are the camelCase of its keys).
+/// The architecture of a Llama-, Qwen2- or DeepSeek-V2/V3-family model, read from and written to
+/// Hugging Face's `config.json` (Swift names are the camelCase of its keys).
 public struct ModelConfig: Equatable {
     /// The model families Grove runs.
-    public enum ModelType: String, CaseIterable { case llama, qwen2 }
+    public enum ModelType: String, CaseIterable { case llama, qwen2, deepseekV2 = "deepseek_v2", deepseekV3 = "deepseek_v3" }
 
     public var modelType: ModelType
     public var vocabSize: Int
@@ -24,14 +24,27 @@ public struct ModelConfig: Equatable {
     public var bosTokenId: Int?
     public var eosTokenIds: [Int]
     public var padTokenId: Int?
+    /// Grouped-query or latent attention (DeepSeek); `headDim` is then the RoPE key's size, as in transformers.
+    public var attention: AttentionKind
+    /// Dense MLPs or DeepSeekMoE; `intermediateSize` is the dense layers' width.
+    public var feedForward: FeedForwardKind
+    public var ropeScaling: RoPEScaling
 
-    public var architectures: [String] { [modelType == .llama ? "LlamaForCausalLM" : "Qwen2ForCausalLM"] }
+    public var architectures: [String] {
+        switch modelType {
+        case .llama: return ["LlamaForCausalLM"]
+        case .qwen2: return ["Qwen2ForCausalLM"]
+        case .deepseekV2: return ["DeepseekV2ForCausalLM"]
+        case .deepseekV3: return ["DeepseekV3ForCausalLM"]
+        }
+    }
 
     public init(modelType: ModelType = .qwen2, vocabSize: Int, hiddenSize: Int, intermediateSize: Int,
                 numHiddenLayers: Int, numAttentionHeads: Int, numKeyValueHeads: Int? = nil, headDim: Int? = nil,
                 rmsNormEps: Double = 1e-6, ropeTheta: Double = 10_000, maxPositionEmbeddings: Int = 2048,
                 tieWordEmbeddings: Bool = true, attentionBias: Bool = false, initializerRange: Double = 0.02,
-                bosTokenId: Int? = nil, eosTokenIds: [Int] = [], padTokenId: Int? = nil) {
+                bosTokenId: Int? = nil, eosTokenIds: [Int] = [], padTokenId: Int? = nil,
+                attention: AttentionKind = .grouped, feedForward: FeedForwardKind = .dense, ropeScaling: RoPEScaling = .none) {
         self.modelType = modelType; self.vocabSize = vocabSize; self.hiddenSize = hiddenSize
         self.intermediateSize = intermediateSize; self.numHiddenLayers = numHiddenLayers
         self.numAttentionHeads = numAttentionHeads; self.numKeyValueHeads = numKeyValueHeads ?? numAttentionHeads
@@ -41,6 +54,11 @@ public struct ModelConfig: Equatable {
         self.tieWordEmbeddings = tieWordEmbeddings; self.attentionBias = attentionBias
         self.initializerRange = initializerRange; self.bosTokenId = bosTokenId; self.eosTokenIds = eosTokenIds
         self.padTokenId = padTokenId
+        self.attention = attention; self.feedForward = feedForward; self.ropeScaling = ropeScaling
+        if case .latent(let latent) = attention {  // transformers: head_dim = qk_rope_head_dim, one KV head per query head
+            self.headDim = latent.qkRopeHeadDim
+            self.numKeyValueHeads = numAttentionHeads
+        }
     }
 
     /// Reads `dir/config.json`.
@@ -58,24 +76,15 @@ public struct ModelConfig: Equatable {
 
     /// Parses config.json keys (also the model section of a recipe). `file` names the source in errors.
     public init(json: [String: Any], file: String) throws {
-        func value<T>(_ key: String, _ type: T.Type) throws -> T? {
-            guard let raw = json[key], !(raw is NSNull) else { return nil }
-            if T.self == Int.self, let n = raw as? NSNumber, let i = Int(exactly: n.doubleValue) { return i as? T }
-            if T.self == Double.self, let n = raw as? NSNumber { return n.doubleValue as? T }
-            if T.self == Bool.self, let b = raw as? Bool { return b as? T }
-            if let v = raw as? T { return v }
-            throw ModelError.badConfig(file: file, key: key, problem: "expected \(T.self), found \(raw)")
-        }
-        func required<T>(_ key: String, _ type: T.Type) throws -> T {
-            guard let v = try value(key, type) else { throw ModelError.badConfig(file: file, key: key, problem: "missing") }
-            return v
-        }
+        let keys = ConfigKeys(json: json, file: file)
+        func value<T>(_ key: String, _ type: T.Type) throws -> T? { try keys.value(key, type) }
+        func required<T>(_ key: String, _ type: T.Type) throws -> T { try keys.required(key, type) }
         // transformers' AutoConfig needs model_type too: the families differ in biases, so guessing one is silent corruption.
         guard let typeName = try value("model_type", String.self) else {
-            throw ModelError.badConfig(file: file, key: "model_type", problem: "missing (llama or qwen2; transformers' AutoConfig requires it too)")
+            throw ModelError.badConfig(file: file, key: "model_type", problem: "missing (llama, qwen2, deepseek_v2 or deepseek_v3; transformers' AutoConfig requires it too)")
         }
         guard let modelType = ModelType(rawValue: typeName) else {
-            throw ModelError.unsupported(file: file, key: "model_type", value: typeName, supported: "llama, qwen2")
+            throw ModelError.unsupported(file: file, key: "model_type", value: typeName, supported: ModelType.allCases.map(\.rawValue).joined(separator: ", "))
         }
         if let act = try value("hidden_act", String.self), act != "silu" {
             throw ModelError.unsupported(file: file, key: "hidden_act", value: act, supported: "silu")
@@ -86,13 +95,13 @@ public struct ModelConfig: Equatable {
         // rope_theta: transformers ≤ 4 writes it at the top level, transformers 5 in rope_parameters.
         var theta = try value("rope_theta", Double.self)
         let ropeParameters = (json["rope_parameters"] as? [String: Any]) ?? (json["rope_scaling"] as? [String: Any])
+        var ropeScaling = RoPEScaling.none
         if let rp = ropeParameters {
-            let kind = (rp["rope_type"] as? String) ?? (rp["type"] as? String) ?? "default"
-            guard kind == "default" else {
-                throw ModelError.unsupported(file: file, key: "rope_parameters.rope_type", value: kind, supported: "default")
-            }
+            ropeScaling = try ModelConfig.ropeScaling(rp, modelType: modelType, maxPositionEmbeddings: try value("max_position_embeddings", Int.self), file: file)
             if let t = rp["rope_theta"] as? NSNumber { theta = t.doubleValue }
         }
+        let (attention, feedForward) = modelType == .deepseekV2 || modelType == .deepseekV3
+            ? try ModelConfig.deepSeekParts(modelType, file: file, keys: keys) : (.grouped, .dense)
         let eos: [Int]
         if let list = json["eos_token_id"] as? [NSNumber] {
             eos = try list.map {
@@ -118,7 +127,8 @@ public struct ModelConfig: Equatable {
                   initializerRange: try value("initializer_range", Double.self) ?? 0.02,
                   bosTokenId: try value("bos_token_id", Int.self),
                   eosTokenIds: eos,
-                  padTokenId: try value("pad_token_id", Int.self))
+                  padTokenId: try value("pad_token_id", Int.self),
+                  attention: attention, feedForward: feedForward, ropeScaling: ropeScaling)
         try validate(file: file)
     }
 
@@ -155,7 +165,10 @@ public struct ModelConfig: Equatable {
             throw ModelError.badConfig(file: file, key: "num_key_value_heads",
                                        problem: "\(numKeyValueHeads) does not divide num_attention_heads \(numAttentionHeads)")
         }
-        if headDim % 2 != 0 { throw ModelError.badConfig(file: file, key: "head_dim", problem: "RoPE needs an even head size, found \(headDim)") }
+        if headDim % 2 != 0 {  // latent attention: the RoPE key's size
+            throw ModelError.badConfig(file: file, key: attention == .grouped ? "head_dim" : "qk_rope_head_dim", problem: "RoPE needs an even head size, found \(headDim)")
+        }
+        if case .latent(let latent) = attention, case .mixtureOfExperts(let moe) = feedForward { try validateDeepSeek(latent, moe, file: file) }
     }
 
     /// The config.json dictionary, readable by transformers 4 and 5.
@@ -165,7 +178,7 @@ public struct ModelConfig: Equatable {
             "hidden_size": hiddenSize, "intermediate_size": intermediateSize, "num_hidden_layers": numHiddenLayers,
             "num_attention_heads": numAttentionHeads, "num_key_value_heads": numKeyValueHeads, "head_dim": headDim,
             "rms_norm_eps": rmsNormEps, "rope_theta": ropeTheta,
-            "rope_parameters": ["rope_theta": ropeTheta, "rope_type": "default"],
+            "rope_parameters": ropeParametersJSON,
             "max_position_embeddings": maxPositionEmbeddings, "tie_word_embeddings": tieWordEmbeddings,
             "hidden_act": "silu", "initializer_range": initializerRange, "torch_dtype": "float32", "dtype": "float32",
             "use_cache": true,
@@ -174,6 +187,9 @@ public struct ModelConfig: Equatable {
         if let bosTokenId { d["bos_token_id"] = bosTokenId }
         if eosTokenIds.count == 1 { d["eos_token_id"] = eosTokenIds[0] } else if !eosTokenIds.isEmpty { d["eos_token_id"] = eosTokenIds }
         if let padTokenId { d["pad_token_id"] = padTokenId }
+        if case .latent(let latent) = attention, case .mixtureOfExperts(let moe) = feedForward {
+            d.merge(deepSeekJSON(latent, moe)) { _, new in new }
+        }
         return d
     }
 
@@ -186,6 +202,9 @@ public struct ModelConfig: Equatable {
 
     /// Number of scalar parameters this configuration implies (a tied head counted once).
     public func parameterCount() -> Int {
+        if case .latent(let latent) = attention, case .mixtureOfExperts(let moe) = feedForward {
+            return deepSeekParameterCount(latent, moe)
+        }
         let C = hiddenSize, q = numAttentionHeads * headDim, kv = numKeyValueHeads * headDim
         let qkvBias = modelType == .qwen2 || attentionBias ? q + 2 * kv : 0
         let oBias = modelType == .llama && attentionBias ? C : 0
@@ -193,5 +212,18 @@ public struct ModelConfig: Equatable {
         let mlp = 3 * C * intermediateSize
         let perLayer = attention + mlp + 2 * C
         return vocabSize * C * (tieWordEmbeddings ? 1 : 2) + numHiddenLayers * perLayer + C
+    }
+}
+
+extension ModelConfig {
+    /// `parameterCount` of a DeepSeek model (the V3 router's correction bias is a buffer, not counted).
+    func deepSeekParameterCount(_ latent: LatentAttentionConfig, _ moe: MixtureOfExpertsConfig) -> Int {
+        let C = hiddenSize, NH = numAttentionHeads, r = latent.kvLoraRank
+        let query = latent.qLoraRank.map { C * $0 + $0 + $0 * NH * latent.qkHeadDim } ?? C * NH * latent.qkHeadDim
+        let attention = query + C * (r + latent.qkRopeHeadDim) + r + r * NH * (latent.qkNopeHeadDim + latent.vHeadDim) + NH * latent.vHeadDim * C
+        let dense = 3 * C * intermediateSize
+        let experts = (moe.nRoutedExperts + moe.nSharedExperts) * 3 * C * moe.moeIntermediateSize + moe.nRoutedExperts * C
+        let mlps = (0..<numHiddenLayers).reduce(0) { $0 + (moe.isMoE(layer: $1) ? experts : dense) }
+        return vocabSize * C * (tieWordEmbeddings ? 1 : 2) + numHiddenLayers * (attention + 2 * C) + mlps + C
     }
 }

@@ -139,10 +139,10 @@ extension Transformer {
                 mask[d * P + P - prompt.count + t] = true
             }
         }
-        let prefill = KVCache(config: config, batch: D, capacity: P)
+        let prefill = KVCache(config: config, batch: D, capacity: P, layout: decodeCacheLayout)
         let hidden = hiddenStates(tokens: tokens, batch: D, attentionMask: mask, cache: prefill)
         let promptLogits = logits(gatherRows(hidden, (0..<D).map { Int32($0 * P + P - 1) }))  // (D, V)
-        let cache = KVCache(config: config, batch: B, capacity: P + options.maxNewTokens)
+        let cache = KVCache(config: config, batch: B, capacity: P + options.maxNewTokens, layout: decodeCacheLayout)
         cache.copyRows(of: prefill, sources: source)
         var logits = gatherRows(promptLogits, source.map(Int32.init))  // (B, V): one row per batch row
         for _ in 0..<options.maxNewTokens {

@@ -51,7 +51,6 @@ extension Transformer {
     /// suffix row, so the gradient of every suffix reaches the shared prefix) and to their own.
     public func hiddenStates(_ batch: SharedPrefixBatch) -> Tensor {
         let P = batch.prefixCount, Lp = batch.prefixLength, B = batch.suffixCount, Ls = batch.suffixLength
-        let NH = config.numAttentionHeads, KVH = config.numKeyValueHeads, HS = config.headDim
         let prefixRows = P * Lp
         // RoPE positions: prefixes count their real tokens; a suffix continues its prefix's count.
         var positions = Transformer.positions(batch: P, length: Lp, attentionMask: batch.prefixMask)
@@ -71,13 +70,15 @@ extension Transformer {
         var h = gatherRows(embedTokens, batch.prefixTokens + batch.suffixTokens)  // (P·Lp + B·Ls, C)
         for layer in layers {
             h = block(layer, h, positions: positions) { q, k, v in
-                let k = k.reshaped([-1, KVH * HS]), v = v.reshaped([-1, KVH * HS]), N = prefixRows + B * Ls
+                // Heads and head sizes as the block made them (latent attention's values are narrower).
+                let qHeads = Array(q.shape.dropFirst()), kHeads = Array(k.shape.dropFirst()), vHeads = Array(v.shape.dropFirst())
+                let k = k.reshaped([k.shape[0], -1]), v = v.reshaped([v.shape[0], -1]), N = prefixRows + B * Ls
                 // Prefix rows and suffix queries are contiguous row ranges (views); suffix keys are gathered.
-                let prefixOut = attention(q.rows(0..<prefixRows).reshaped([P, Lp, NH, HS]), k.rows(0..<prefixRows).reshaped([P, Lp, KVH, HS]),
-                                          v.rows(0..<prefixRows).reshaped([P, Lp, KVH, HS]), keyMask: batch.prefixMask)
-                let suffixOut = attention(q.rows(prefixRows..<N).reshaped([B, Ls, NH, HS]), gatherRows(k, keyRows).reshaped([B, Lp + Ls, KVH, HS]),
-                                          gatherRows(v, keyRows).reshaped([B, Lp + Ls, KVH, HS]), keyMask: keyMask)
-                return concatRows(prefixOut.reshaped([P * Lp, NH * HS]), suffixOut.reshaped([B * Ls, NH * HS]))
+                let prefixOut = attention(q.rows(0..<prefixRows).reshaped([P, Lp] + qHeads), k.rows(0..<prefixRows).reshaped([P, Lp] + kHeads),
+                                          v.rows(0..<prefixRows).reshaped([P, Lp] + vHeads), keyMask: batch.prefixMask)
+                let suffixOut = attention(q.rows(prefixRows..<N).reshaped([B, Ls] + qHeads), gatherRows(k, keyRows).reshaped([B, Lp + Ls] + kHeads),
+                                          gatherRows(v, keyRows).reshaped([B, Lp + Ls] + vHeads), keyMask: keyMask)
+                return concatRows(prefixOut.reshaped([P * Lp, -1]), suffixOut.reshaped([B * Ls, -1]))
             }
         }
         return rmsNorm(h, norm, eps: Float(config.rmsNormEps))

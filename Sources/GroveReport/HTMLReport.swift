@@ -55,6 +55,8 @@ public struct HTMLReport {
                       .metric(["time/score"], label: "score"), .metric(["time/train"], label: "train")]),
         Chart(title: "Throughput", note: "training tokens per second", format: .number,
               lines: [.metric(["train/tokens_per_second", "tokens_per_second"], label: "tokens/s")]),
+        Chart(title: "Expert balance", note: "DeepSeekMoE: tokens of the busiest expert over the mean, worst layer (1 = even)", format: .number,
+              lines: [.metric(["train/moe/max_over_mean", "moe/max_over_mean"], label: "max / mean")]),
     ]
 
     /// The run the report shows.

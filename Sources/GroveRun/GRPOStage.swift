@@ -30,7 +30,8 @@ public struct GRPOStage: RecipeStage {
                                                      "max_new_tokens", "stop", "beta", "epsilon", "epsilon_high", "loss", "scale_rewards",
                                                      "iterations", "lr"] + ScheduleKeys.all + ["weight_decay", "beta1", "beta2",
                                                      "max_grad_norm", "mask_truncated", "dynamic_sampling", "ref_refresh_every",
-                                                     "micro_batch_tokens", "eval_every", "checkpoint_every", "gradient_checkpointing", "rewards", "prompts", "sft_control"])
+                                                     "micro_batch_tokens", "eval_every", "checkpoint_every", "gradient_checkpointing", "rewards", "prompts", "sft_control"]
+                                                     + ExpertBalancingKeys.all)
         let steps = try r.int(try s.required("steps"), s.path("steps"), min: 1)
         let maxNew = try s.int("max_new_tokens", default: 64, min: 1)
         var sampling = SamplingOptions(temperature: Float(try s.double("temperature", default: 1, range: 0...10)), maxNewTokens: maxNew)
@@ -69,6 +70,7 @@ public struct GRPOStage: RecipeStage {
         config.evalEvery = try s.int("eval_every", default: 0, min: 0)
         config.checkpointEvery = try s.int("checkpoint_every", default: 0, min: 0)
         config.gradientCheckpointing = try s.bool("gradient_checkpointing", default: false)
+        config.expertBalancing = try ExpertBalancingKeys.read(s, gradientCheckpointing: config.gradientCheckpointing)
         let rewardList = try r.sequence(try s.required("rewards"), s.path("rewards"))
         if rewardList.isEmpty { throw r.error(try s.required("rewards"), s.path("rewards"), "needs at least one reward") }
         return GRPOStage(config: config,

@@ -183,6 +183,7 @@ extension Recipe {
         if let i = Int(s) { return i }
         if let d = Double(s) { return d }
         if s == "true" || s == "false" { return s == "true" }
+        if s == "null" || s == "~" { return NSNull() }  // config.json's null (DeepSeek's q_lora_rank)
         return s
     }
 }

@@ -13,7 +13,8 @@ public struct SFTStage: RecipeStage {
 
     public static func read(_ value: RecipeValue, path: String, _ r: RecipeReader) throws -> SFTStage {
         let s = try r.mapping(value, path, allowed: ["steps", "batch_size", "micro_batch_size", "lr"] + ScheduleKeys.all
-                                                    + ["weight_decay", "beta1", "beta2", "max_grad_norm", "max_length", "eval_every", "checkpoint_every", "gradient_checkpointing"])
+                                                    + ["weight_decay", "beta1", "beta2", "max_grad_norm", "max_length", "eval_every", "checkpoint_every", "gradient_checkpointing"]
+                                                    + ExpertBalancingKeys.all)
         let steps = try r.int(try s.required("steps"), s.path("steps"), min: 1)
         let batch = try s.int("batch_size", default: 32, min: 1)
         // Any size: the batch is split by length (SFTTrainer.microBatches), not cut in equal parts.
@@ -29,6 +30,7 @@ public struct SFTStage: RecipeStage {
             evalEvery: try s.int("eval_every", default: 0, min: 0),
             checkpointEvery: try s.int("checkpoint_every", default: 0, min: 0))
         config.gradientCheckpointing = try s.bool("gradient_checkpointing", default: false)
+        config.expertBalancing = try ExpertBalancingKeys.read(s, gradientCheckpointing: config.gradientCheckpointing)
         return SFTStage(config: config)
     }
 

@@ -3,11 +3,14 @@ import Foundation
 
 /// Causal scaled-dot-product attention with grouped KV heads and a key padding mask.
 ///
-/// q [B, T, NH, HS]; k, v [B, S, KVH, HS] with S ≥ T: the T queries are the last T of the
+/// q [B, T, NH, HS]; k [B, S, KVH, HS], v [B, S, KVH, HSV] with S ≥ T (HSV = HS but for MLA,
+/// whose values are narrower than its query/key heads); the output is [B, T, NH, HSV]. The T queries are the last T of the
 /// S positions (S > T when earlier keys come from a KV cache). Query t sees key s when
 /// s ≤ t + (S − T) and `keyMask[b·capacity + s]` is true (nil: every key is real). Query head h
 /// reads KV head h / (NH / KVH). A query that sees no key outputs zeros. `keyLength`
-/// uses only the first S of k's rows per batch (a KV cache allocated for more).
+/// uses only the first S of k's rows per batch (a KV cache allocated for more). With `valueSize`, v is
+/// k itself and a head's values are the first `valueSize` of its key's elements (MLA decoding from its
+/// latent cache: keys [c_KV | k_R], values c_KV, one copy of each row).
 ///
 ///   P = softmax(Q·Kᵀ / √HS + mask),  O = P·V
 /// Backward, per (b, h):
@@ -18,16 +21,20 @@ import Foundation
 /// of the T·S products (5/8 with blocks of T/4). `rowBlock` changes speed, never results
 /// beyond float rounding.
 public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, keyMask: [Bool]? = nil, keyLength: Int? = nil,
-                      rowBlock: Int = 64) -> Tensor {
-    precondition(q.shape.count == 4 && k.shape.count == 4 && v.shape == k.shape, "attention: q \(q.shape), k \(k.shape), v \(v.shape)")
+                      valueSize: Int? = nil, rowBlock: Int = 64) -> Tensor {
+    precondition(q.shape.count == 4 && k.shape.count == 4 && v.shape.count == 4 && Array(v.shape.prefix(3)) == Array(k.shape.prefix(3)),
+                 "attention: q \(q.shape), k \(k.shape), v \(v.shape)")
+    precondition(valueSize == nil || (v === k && valueSize! <= k.shape[3]), "attention: valueSize needs v to be k")
     let B = q.shape[0], T = q.shape[1], NH = q.shape[2], HS = q.shape[3]
-    let S = keyLength ?? k.shape[1], capacity = k.shape[1], KVH = k.shape[2]
+    let S = keyLength ?? k.shape[1], capacity = k.shape[1], KVH = k.shape[2], HSV = valueSize ?? v.shape[3]
     precondition(k.shape[0] == B && k.shape[3] == HS && S >= T && S <= capacity && NH % KVH == 0, "attention: q \(q.shape) vs k \(k.shape)")
     precondition(keyMask == nil || keyMask!.count == B * capacity, "attention: key mask needs one entry per key row")
     let groups = NH / KVH, offset = S - T
     let scale = 1 / Float(HS).squareRoot()
-    let qStride = NH * HS, kvStride = KVH * HS
-    let out = Tensor(uninitialized: q.shape)  // every (b, t, h) row is a P·V product
+    // A value head starts every HSV elements of a row, or every HS with `valueSize` (inside the key's head).
+    let vHead = valueSize == nil ? HSV : HS
+    let qStride = NH * HS, kvStride = KVH * HS, vStride = KVH * vHead, oStride = NH * HSV
+    let out = Tensor(uninitialized: [B, T, NH, HSV])  // every (b, t, h) row is a P·V product
     let probs = Storage(count: B * NH * T * S, zeroed: false)  // (B, NH, T, S) saved for backward; read only up to each block's keys
     let blas = BLAS.shared
 
@@ -46,7 +53,7 @@ public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, keyMask: [Bool]? = 
                 let b = task / KVH, g = task % KVH
                 for h in g * groups..<(g + 1) * groups {
                     let K = k.data + b * capacity * kvStride + g * HS
-                    let V = v.data + b * capacity * kvStride + g * HS
+                    let V = v.data + b * capacity * vStride + g * vHead
                     for (t0, rows, keys) in blocks {
                         let Q = q.data + (b * T + t0) * qStride + h * HS
                         let P = probs.base + ((b * NH + h) * T + t0) * S
@@ -55,8 +62,8 @@ public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, keyMask: [Bool]? = 
                         for t in t0..<t0 + rows {
                             grove_masked_softmax_row(P + (t - t0) * S, Int32(keys), Int32(t + offset + 1), mask.map { $0 + b * capacity })
                         }
-                        blas.sgemm(.none, .none, m: rows, n: HS, k: keys, a: P, lda: S, b: V, ldb: kvStride,
-                                   beta: 0, c: out.data + (b * T + t0) * qStride + h * HS, ldc: qStride, split: false)
+                        blas.sgemm(.none, .none, m: rows, n: HSV, k: keys, a: P, lda: S, b: V, ldb: vStride,
+                                   beta: 0, c: out.data + (b * T + t0) * oStride + h * HSV, ldc: oStride, split: false)
                     }
                 }
             }
@@ -72,17 +79,17 @@ public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, keyMask: [Bool]? = 
             let dS = UnsafeMutablePointer<Float>.allocate(capacity: min(rowBlock, T) * S)  // (rows, S) scratch of this worker
             defer { dS.deallocate() }
             for task in tasks {
-                let b = task / KVH, g = task % KVH, kvOff = b * capacity * kvStride + g * HS
+                let b = task / KVH, g = task % KVH, kvOff = b * capacity * kvStride + g * HS, vOff = b * capacity * vStride + g * vHead
                 for h in g * groups..<(g + 1) * groups {
                     for (t0, rows, keys) in blocks {
                         let qOff = (b * T + t0) * qStride + h * HS
-                        let dO = gradOut + qOff
+                        let dO = gradOut + (b * T + t0) * oStride + h * HSV
                         let P = probs.base + ((b * NH + h) * T + t0) * S
-                        blas.sgemm(.none, .transpose, m: rows, n: keys, k: HS, a: dO, lda: qStride, b: v.data + kvOff, ldb: kvStride,
+                        blas.sgemm(.none, .transpose, m: rows, n: keys, k: HSV, a: dO, lda: oStride, b: v.data + vOff, ldb: vStride,
                                    beta: 0, c: dS, ldc: S, split: false)
                         if let dV {
-                            blas.sgemm(.transpose, .none, m: keys, n: HS, k: rows, a: P, lda: S, b: dO, ldb: qStride,
-                                       beta: 1, c: dV + kvOff, ldc: kvStride, split: false)
+                            blas.sgemm(.transpose, .none, m: keys, n: HSV, k: rows, a: P, lda: S, b: dO, ldb: oStride,
+                                       beta: 1, c: dV + vOff, ldc: vStride, split: false)
                         }
                         for r in 0..<rows { grove_softmax_backward_row(P + r * S, dS + r * S, Int32(keys)) }
                         if let dQ {

@@ -34,3 +34,51 @@ public func concatRows(_ a: Tensor, _ b: Tensor) -> Tensor {
     }
     return out
 }
+
+/// Columns `range` of every row of x [..., D] → [..., range.count]: one part of a row that holds
+/// several (MLA's q = [q_nope | q_rope] per head, the latent [c_KV | k_rope]). Backward adds the
+/// gradient into those columns.
+public func columns(_ x: Tensor, _ range: Range<Int>) -> Tensor {
+    let D = x.shape.last!, W = range.count, rows = x.count / D
+    precondition(range.lowerBound >= 0 && range.upperBound <= D && W > 0, "columns: \(range) of \(x.shape)")
+    let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [W])
+    let xp = x.data + range.lowerBound, o = out.data
+    for r in 0..<rows { (o + r * W).update(from: xp + r * D, count: W) }
+    out.record([x]) { out in
+        let dy = out.grad, dx = x.grad + range.lowerBound
+        for r in 0..<rows {
+            let src = dy + r * W, dst = dx + r * D
+            for c in 0..<W { dst[c] += src[c] }
+        }
+    }
+    return out
+}
+
+/// Each head of a [N, H, A] followed by the matching head of b [N, H, Bd] → [N, H, A + Bd]; b may
+/// have one head for all (MLA's RoPE key, shared by every head), whose gradient then sums over heads.
+public func concatHeads(_ a: Tensor, _ b: Tensor) -> Tensor {
+    precondition(a.shape.count == 3 && b.shape.count == 3 && a.shape[0] == b.shape[0] && (b.shape[1] == a.shape[1] || b.shape[1] == 1),
+                 "concatHeads: \(a.shape) and \(b.shape)")
+    let N = a.shape[0], H = a.shape[1], A = a.shape[2], Bd = b.shape[2], W = A + Bd
+    let bHeads = b.shape[1]
+    let out = Tensor(uninitialized: [N, H, W])
+    let ap = a.data, bp = b.data, o = out.data
+    for n in 0..<N {
+        for h in 0..<H {
+            (o + (n * H + h) * W).update(from: ap + (n * H + h) * A, count: A)
+            (o + (n * H + h) * W + A).update(from: bp + (n * bHeads + (bHeads == 1 ? 0 : h)) * Bd, count: Bd)
+        }
+    }
+    out.record([a, b]) { out in
+        let dy = out.grad
+        let da = a.requiresGrad ? a.grad : nil, db = b.requiresGrad ? b.grad : nil
+        for n in 0..<N {
+            for h in 0..<H {
+                let row = dy + (n * H + h) * W
+                if let da { let d = da + (n * H + h) * A; for c in 0..<A { d[c] += row[c] } }
+                if let db { let d = db + (n * bHeads + (bHeads == 1 ? 0 : h)) * Bd; for c in 0..<Bd { d[c] += row[A + c] } }
+            }
+        }
+    }
+    return out
+}

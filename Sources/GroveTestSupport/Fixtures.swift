@@ -20,6 +20,8 @@ public enum Fixtures {
     /// The reference fixtures, copied from `../shared/fixtures/public` and listed with their sha256 in `SHA256SUMS`.
     public static let publicDir = local.appendingPathComponent("shared")
     public static let modelA = publicDir.appendingPathComponent("model_a_qwen2")
+    /// DeepseekV2ForCausalLM (MLA with q_lora_rank, DeepSeekMoE with 1 shared and 8 routed experts).
+    public static let modelF = publicDir.appendingPathComponent("model_f_deepseek_v2")
 
     /// The shared folder beside the repository (`<repo>/../shared`); absent from a fresh clone.
     public static let shared = repoRoot.deletingLastPathComponent().appendingPathComponent("shared")

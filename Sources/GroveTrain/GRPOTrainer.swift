@@ -36,6 +36,8 @@ public struct GRPOConfig {
     public var checkpointEvery = 0
     /// Activation checkpointing in the training part (`Transformer.gradientCheckpointing`): less memory, one more forward.
     public var gradientCheckpointing = false
+    /// DeepSeekMoE's balance loss α and bias update γ in the training part (`Transformer.expertBalancing`).
+    public var expertBalancing = ExpertBalancing()
 
     public init(steps: Int, promptsPerStep: Int, groupSize: Int, sampling: SamplingOptions, loss: GRPOLossConfig, learningRate: Float) {
         self.steps = steps; self.promptsPerStep = promptsPerStep; self.groupSize = groupSize
@@ -96,9 +98,10 @@ public final class GRPOTrainer {
 
     /// Runs from the current step to `config.steps`.
     public func train(onEvent: (TrainingEvent) throws -> Void) throws {
-        let previous = policy.gradientCheckpointing
+        let previous = policy.gradientCheckpointing, balancing = policy.expertBalancing
         policy.gradientCheckpointing = config.gradientCheckpointing
-        defer { policy.gradientCheckpointing = previous }
+        policy.expertBalancing = config.expertBalancing
+        defer { policy.gradientCheckpointing = previous; policy.expertBalancing = balancing }
         try loop.run(onEvent: onEvent)
     }
 }
@@ -239,7 +242,8 @@ final class GRPOObjective: TrainingObjective {
             if update == 0 { lossMetrics.merge(metrics) }
             total += Double(loss.item)
             guard total.isFinite else { return total }  // the loop stops the run before any update
-            loss.backward()
+            // The MoE balance loss of this micro-batch, as its share of the batch.
+            (model.takeBalanceLoss().map { add(loss, scale($0, 1 / Float(parts.count))) } ?? loss).backward()
         }
         return total
     }
@@ -264,7 +268,7 @@ final class GRPOObjective: TrainingObjective {
             truncatedShare: Double(records.filter { $0.completion.finishReason == .length }.count) / Double(max(records.count, 1)),
             droppedGroups: rollouts.dropped.count / config.groupSize, learningRate: Double(outcome.learningRate),
             generateSeconds: rollouts.generateSeconds, scoreSeconds: rollouts.scoreSeconds, trainSeconds: outcome.updateSeconds,
-            seconds: outcome.seconds, tokens: tokens,
+            seconds: outcome.seconds, tokens: tokens, expertLoads: outcome.expertLoads,
             perReward: rewards.rewards.enumerated().map { f, r in
                 let values = rollouts.perFunction[f]
                 return values.isEmpty ? (r.reward.name, .nan, .nan) : { let s = GroupAdvantage.meanStd(values); return (r.reward.name, s.mean, s.std) }()

@@ -24,6 +24,8 @@ public struct SFTConfig: Equatable {
     public var checkpointEvery: Int
     /// Activation checkpointing during training (`Transformer.gradientCheckpointing`): less memory, one more forward.
     public var gradientCheckpointing = false
+    /// DeepSeekMoE's balance loss α and bias update γ while training (`Transformer.expertBalancing`).
+    public var expertBalancing = ExpertBalancing()
 
     public init(steps: Int, batchSize: Int = 32, microBatchSize: Int = 32, learningRate: Float = 1e-3,
                 schedule: LearningRateSchedule = .constant, weightDecay: Float = 0.1, betas: (Float, Float) = (0.9, 0.95),
@@ -39,6 +41,7 @@ public struct SFTConfig: Equatable {
             && a.learningRate == b.learningRate && a.schedule == b.schedule && a.weightDecay == b.weightDecay
             && a.betas == b.betas && a.maxGradNorm == b.maxGradNorm && a.maxLength == b.maxLength
             && a.evalEvery == b.evalEvery && a.checkpointEvery == b.checkpointEvery && a.gradientCheckpointing == b.gradientCheckpointing
+            && a.expertBalancing == b.expertBalancing
     }
 }
 
@@ -76,8 +79,10 @@ public final class SFTTrainer {
 
     /// Runs from the current step to `config.steps`.
     public func train(onEvent: (TrainingEvent) throws -> Void) throws {
-        let previous = model.gradientCheckpointing
+        let previous = model.gradientCheckpointing, balancing = model.expertBalancing
         model.gradientCheckpointing = config.gradientCheckpointing
+        model.expertBalancing = config.expertBalancing
+        defer { model.expertBalancing = balancing }
         defer { model.gradientCheckpointing = previous }
         try loop.run(onEvent: onEvent)
     }
@@ -117,7 +122,9 @@ final class SFTObjective: TrainingObjective {
             // Σ over this micro-batch's targets of −log p, divided by the whole batch's count.
             let nll = scale(sum(tokenLogProbs(logits, targets: micro.targets)), -1 / Float(max(targetTotal, 1)))
             lossSum += Double(nll.item)
-            nll.backward()
+            // The MoE balance loss of this micro-batch, weighted by its share of the batch's targets.
+            let share = Float(micro.targets.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) }) / Float(max(targetTotal, 1))
+            (model.takeBalanceLoss().map { add(nll, scale($0, share)) } ?? nll).backward()
         }
         return lossSum
     }
@@ -125,7 +132,7 @@ final class SFTObjective: TrainingObjective {
     func finishStep(_ outcome: StepOutcome) -> StepReport {
         let tokens = Double(examples.reduce(0) { $0 + $1.tokens.count })  // real tokens, padding not counted
         let metrics = SFTStepMetrics(loss: outcome.loss, learningRate: Double(outcome.learningRate), gradNorm: Double(outcome.gradNorm),
-                                     tokens: tokens, seconds: outcome.seconds, epoch: data.epochProgress)
+                                     tokens: tokens, seconds: outcome.seconds, epoch: data.epochProgress, expertLoads: outcome.expertLoads)
         return StepReport(step: outcome.step, of: config.steps, metrics: metrics, tokens: tokens, seconds: outcome.seconds,
                           rollouts: [], warnings: [])
     }

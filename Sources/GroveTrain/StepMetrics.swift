@@ -1,4 +1,5 @@
 import Foundation
+import GroveModel
 
 /// A training step's or an evaluation's measurements as typed fields, with `named` giving them
 /// under the names run.sqlite stores (TRL's names where TRL logs the same quantity).
@@ -18,10 +19,13 @@ public struct SFTStepMetrics: StepMetrics {
     public var seconds: Double
     /// Epochs of the training rows read so far.
     public var epoch: Double
+    /// DeepSeekMoE: tokens per expert of each MoE layer.
+    public var expertLoads: [ExpertLoad] = []
 
     public var named: [(String, Double)] {
         [("train/loss", loss), ("train/learning_rate", learningRate), ("train/grad_norm", gradNorm),
          ("train/tokens_per_second", tokens / seconds), ("train/step_time", seconds), ("train/epoch", epoch)]
+            + expertLoadMetrics(expertLoads, prefix: "train/")
     }
 }
 
@@ -43,6 +47,8 @@ public struct GRPOStepMetrics: StepMetrics {
     public var generateSeconds: Double, scoreSeconds: Double, trainSeconds: Double, seconds: Double
     /// Prompt and completion tokens of the trained rollouts.
     public var tokens: Double
+    /// DeepSeekMoE: tokens per expert of each MoE layer in the training part.
+    public var expertLoads: [ExpertLoad] = []
     /// Per reward function, in the recipe's order: its mean and std over the completions it scored.
     public var perReward: [(name: String, mean: Double, std: Double)]
 
@@ -58,7 +64,7 @@ public struct GRPOStepMetrics: StepMetrics {
             ("loss", loss), ("grad_norm", gradNorm),
         ]
         for r in perReward { out += [("rewards/\(r.name)/mean", r.mean), ("rewards/\(r.name)/std", r.std)] }
-        return out
+        return out + expertLoadMetrics(expertLoads, prefix: "")
     }
 
     /// What a person should know about this step (groups without signal, completions cut short).
@@ -86,4 +92,16 @@ public struct EvalMetrics: StepMetrics {
     }
     public var loss: Double? { values["eval/loss"] }
     public var named: [(String, Double)] { values.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } }
+}
+
+/// `moe/layer_<i>/max_tokens_per_expert` and `…/mean_tokens_per_expert` per MoE layer, and over all of them
+/// `moe/max_over_mean` (1: perfectly balanced).
+func expertLoadMetrics(_ loads: [ExpertLoad], prefix: String) -> [(String, Double)] {
+    guard !loads.isEmpty else { return [] }
+    var out: [(String, Double)] = []
+    for load in loads {
+        out += [("\(prefix)moe/layer_\(load.layer)/max_tokens_per_expert", load.max), ("\(prefix)moe/layer_\(load.layer)/mean_tokens_per_expert", load.mean)]
+    }
+    out.append(("\(prefix)moe/max_over_mean", loads.map { $0.mean > 0 ? $0.max / $0.mean : 1 }.max()!))
+    return out
 }

@@ -30,6 +30,8 @@ struct StepOutcome {
     /// Wall time of the whole step, and of its updates (after the batch was ready).
     var seconds: Double
     var updateSeconds: Double
+    /// Tokens per expert of each MoE layer over the step's training forward passes.
+    var expertLoads: [ExpertLoad] = []
 }
 
 /// A finished training step, as the run layer receives it.
@@ -133,11 +135,15 @@ public final class TrainingLoop {
                 if update == 0 { (loss, gradNorm) = (l, norm) }
                 optimizer.step(lr: lr)
             }
+            // DeepSeekMoE: the step's routing counts, and V3's bias moved toward balance by them.
+            let loads = objective.model.takeExpertLoads()
+            objective.model.updateRoutingBias(loads)
+            _ = objective.model.takeBalanceLoss()  // terms of forward passes that took no gradient step
             step += 1
             let seconds = now() - started
             stepSeconds += seconds
             let report = objective.finishStep(StepOutcome(step: step, learningRate: lr, loss: loss, gradNorm: gradNorm,
-                                                          seconds: seconds, updateSeconds: now() - updatesStarted))
+                                                          seconds: seconds, updateSeconds: now() - updatesStarted, expertLoads: loads))
             do { try onEvent(.step(report)) } catch {
                 try? checkpoint?(step)
                 throw error

@@ -15,7 +15,8 @@ import Rewards
 ///
 /// - `grove_train_step`: forward + backward + AdamW on batch × 256 random tokens; median after warm-up.
 /// - `grove_forward`: the same batch without gradients (what scoring log-probs costs).
-/// - `grove_generate`: 16 prompts × 16 tokens, 64 new tokens each, temperature 1, KV cache.
+/// - `grove_generate`: 16 prompts × 16 tokens, 64 new tokens each, temperature 1, KV cache, with the
+///   cache's bytes per token (the `mla` shape once from its latent cache and once from expanded keys and values).
 /// - `grove_grpo_step`: `bench_trl_grpo.py`'s setting: the small shape with the fixture
 ///   tokenizer, SFT'd on "What is a+b?" so that completions are short and rewards vary,
 ///   then GRPO steps of 8 prompts × 8 completions, ≤ 16 new tokens, β 0.04.
@@ -26,7 +27,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure training, forward, generation and GRPO-step throughput (JSON lines).")
 
-    @Option(help: "Comma-separated model shapes: small, big, smollm2.")
+    @Option(help: "Comma-separated model shapes: small, big, smollm2, mla (DeepSeek-V2 latent attention), gqa (Qwen2 of mla's parameter count).")
     var models = "small,big"
 
     @Option(help: "Comma-separated parts: train, forward, generate, grpo.")
@@ -74,7 +75,7 @@ struct Bench: ParsableCommand {
               "sgemm_2048_gflops": round1(SgemmBenchmark.gflops(size: 2048)), "grove": GroveVersion.string])
         let shapes = try models.split(separator: ",").map { name in
             guard let s = BenchShape(rawValue: String(name)) else {
-                throw ValidationError("--models: unknown shape '\(name)' (small, big, smollm2)")
+                throw ValidationError("--models: unknown shape '\(name)' (small, big, smollm2, mla, gqa)")
             }
             return s
         }
@@ -119,7 +120,13 @@ struct Bench: ParsableCommand {
         switch part {
         case .train: return [measureTraining(shape, warmup: warm, steps: timed)]
         case .forward: return [measureForward(shape, warmup: warm, steps: timed)]
-        case .generate: return [measureGeneration(shape, runs: runs)]
+        case .generate:
+            let model = Transformer(config: shape.config(), seed: 0)
+            let (prompts, newTokens) = smoke ? (2, 4) : (16, 64)
+            let first = measureGeneration(model, shape, runs: runs, prompts: prompts, newTokens: newTokens)
+            guard model.config.attention != .grouped else { return [first] }  // latent attention: again from expanded keys and values
+            model.decodeCacheLayout = .keysAndValues
+            return [first, measureGeneration(model, shape, runs: runs, prompts: prompts, newTokens: newTokens)]
         case .grpo: return try measureGRPO(shape, sftSteps: smoke ? 5 : sftSteps, steps: grpoTimed)
         }
     }
@@ -185,8 +192,8 @@ struct Bench: ParsableCommand {
                 "median_s": round4(med), "tokens_per_s": round1(Double(batch * T) / med)]
     }
 
-    func measureGeneration(_ shape: BenchShape, runs: Int, prompts: Int = 16, promptLength: Int = 16, newTokens: Int = 64) -> [String: Any] {
-        let model = Transformer(config: shape.config(), seed: 0)
+    func measureGeneration(_ model: Transformer, _ shape: BenchShape, runs: Int, prompts: Int = 16, promptLength: Int = 16,
+                           newTokens: Int = 64) -> [String: Any] {
         let ids = randomTokens(model.config.vocabSize - 1, rows: prompts, length: promptLength, seed: 2).map { $0 + 1 }
         let batch = (0..<prompts).map { Array(ids[$0 * promptLength..<($0 + 1) * promptLength]) }
         let options = SamplingOptions(temperature: 1, maxNewTokens: newTokens)  // no stop token: always 64 new tokens
@@ -199,9 +206,11 @@ struct Bench: ParsableCommand {
             if run > 0 { times.append(seconds() - start) }
         }
         let med = median(times)
-        return ["bench": "grove_generate", "model": shape.rawValue, "prompts": prompts, "prompt_len": promptLength,
+        let cache = KVCache(config: model.config, batch: 1, capacity: 1, layout: model.decodeCacheLayout)
+        return ["bench": "grove_generate", "model": shape.rawValue, "params": model.parameterCount, "prompts": prompts, "prompt_len": promptLength,
                 "new_tokens": newTokens, "runs": runs, "median_s": round4(med),
-                "new_tokens_per_s": round1(Double(prompts * newTokens) / med)]
+                "new_tokens_per_s": round1(Double(prompts * newTokens) / med),
+                "cache": cache.layout == .latent ? "latent" : "keys_and_values", "cache_bytes_per_token": cache.bytesPerToken]
     }
 
     /// bench_trl_grpo.py's job: SFT on "What is a+b?" → "a+b", then GRPO steps; the first is a warm-up.
@@ -289,10 +298,12 @@ struct Bench: ParsableCommand {
     }
 }
 
-/// The two model shapes of `bench_torch.py` (Qwen2 with tied embeddings and q/k/v biases), and
-/// SmolLM2-135M's architecture with seeded weights: the size whose memory the 100M–1B work targets.
+/// The two model shapes of `bench_torch.py` (Qwen2 with tied embeddings and q/k/v biases),
+/// SmolLM2-135M's architecture with seeded weights: the size whose memory the 100M–1B work targets,
+/// and a DeepSeek-V2 latent-attention model (dense MLPs, to compare attention alone) with a Qwen2
+/// GQA model of the same parameter count (its MLP widened by what MLA's projections cost more).
 enum BenchShape: String {
-    case small, big, smollm2
+    case small, big, smollm2, mla, gqa
 
     func config(vocabSize: Int? = nil) -> ModelConfig {
         switch self {
@@ -308,6 +319,19 @@ enum BenchShape: String {
             return ModelConfig(modelType: .llama, vocabSize: max(vocabSize ?? 0, 49152), hiddenSize: 576, intermediateSize: 1536,
                                numHiddenLayers: 30, numAttentionHeads: 9, numKeyValueHeads: 3, headDim: 64, rmsNormEps: 1e-5,
                                ropeTheta: 100_000, maxPositionEmbeddings: 8192)
+        case .mla:
+            let latent = LatentAttentionConfig(qLoraRank: nil, kvLoraRank: 128, qkNopeHeadDim: 64, qkRopeHeadDim: 32, vHeadDim: 64)
+            let dense = MixtureOfExpertsConfig(firstKDenseReplace: 8, moeIntermediateSize: 256, nSharedExperts: 1, nRoutedExperts: 8, numExpertsPerTok: 2)
+            return ModelConfig(modelType: .deepseekV2, vocabSize: vocabSize ?? 8192, hiddenSize: 512, intermediateSize: 1376, numHiddenLayers: 8,
+                               numAttentionHeads: 8, maxPositionEmbeddings: 1024, tieWordEmbeddings: false,
+                               attention: .latent(latent), feedForward: .mixtureOfExperts(dense))
+        case .gqa:
+            // 8 heads of 64, 2 KV heads; the MLP takes up the parameters MLA has beyond that attention.
+            let mla = BenchShape.mla.config(vocabSize: vocabSize)
+            var gqa = ModelConfig(vocabSize: mla.vocabSize, hiddenSize: 512, intermediateSize: mla.intermediateSize, numHiddenLayers: 8,
+                                  numAttentionHeads: 8, numKeyValueHeads: 2, maxPositionEmbeddings: 1024, tieWordEmbeddings: false)
+            gqa.intermediateSize += (mla.parameterCount() - gqa.parameterCount()) / (3 * 512 * 8)
+            return gqa
         }
     }
 }

@@ -22,4 +22,17 @@ final class BenchTests: XCTestCase {
         let length = step["completion_mean_length"] as? Double ?? 0
         XCTAssertTrue((1...16).contains(length), "completions are 1…16 tokens, got \(length)")
     }
+
+    /// The MLA shape against a GQA model of its parameter count: the latent cache holds (r + dr)·L floats per
+    /// token, the expanded one NH·(dn + dr + dv)·L, GQA 2·KVH·HS·L; both MLA caches decode at some speed.
+    func testLatentCacheAgainstGQA() throws {
+        let mla = BenchShape.mla.config(), gqa = BenchShape.gqa.config()
+        XCTAssertEqual(Double(gqa.parameterCount()), Double(mla.parameterCount()), accuracy: Double(mla.parameterCount()) * 0.001)
+        let bench = try Bench.parse(["--smoke"])
+        let latent = try bench.measure(.mla, .generate)
+        XCTAssertEqual(latent.map { $0["cache"] as? String }, ["latent", "keys_and_values"])
+        XCTAssertEqual(latent.map { $0["cache_bytes_per_token"] as? Int }, [4 * 8 * (128 + 32), 4 * 8 * 8 * (96 + 64)])
+        XCTAssertTrue(latent.allSatisfy { ($0["new_tokens_per_s"] as? Double ?? 0) > 0 })
+        XCTAssertEqual(try bench.measure(.gqa, .generate)[0]["cache_bytes_per_token"] as? Int, 4 * 8 * 2 * 2 * 64)
+    }
 }

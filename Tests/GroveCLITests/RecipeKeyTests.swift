@@ -53,7 +53,7 @@ final class RecipeKeyTests: XCTestCase {
                        + "steps, prompts_per_step, group_size, temperature, top_k, top_p, min_p, max_new_tokens, stop, beta, epsilon, epsilon_high, "
                        + "loss, scale_rewards, iterations, lr, schedule, warmup_steps, min_lr_ratio, step_size, gamma, weight_decay, beta1, beta2, "
                        + "max_grad_norm, mask_truncated, dynamic_sampling, ref_refresh_every, micro_batch_tokens, eval_every, checkpoint_every, "
-                       + "gradient_checkpointing, rewards, prompts, sft_control")
+                       + "gradient_checkpointing, rewards, prompts, sft_control, moe_balance_alpha, moe_bias_gamma")
     }
 
     func testLinearScheduleReadsWarmupAndRejectsGamma() throws {

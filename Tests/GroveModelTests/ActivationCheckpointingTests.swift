@@ -69,8 +69,8 @@ final class ActivationCheckpointingTests: XCTestCase {
         loss(model).backward()
         let layer = model.layers[1]
         let probes: [(String, Tensor)] = [("embed", model.embedTokens), ("norm", layer.inputLayernorm),
-                                          ("q", layer.qProj.weight), ("q bias", layer.qProj.bias!), ("down", layer.downProj.weight),
-                                          ("layer 0 up", model.layers[0].upProj.weight)]
+                                          ("q", layer.grouped.qProj.weight), ("q bias", layer.grouped.qProj.bias!), ("down", layer.dense.downProj.weight),
+                                          ("layer 0 up", model.layers[0].dense.upProj.weight)]
         let h: Float = 1e-2
         for (name, p) in probes {
             let analytic = p.gradValues!

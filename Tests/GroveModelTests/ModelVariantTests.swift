@@ -57,14 +57,20 @@ final class ModelVariantTests: XCTestCase {
     func testCachedDecodingEqualsFullForward() throws {
         var models = try Self.variants.map { try Transformer.load(from: Fixtures.local.appendingPathComponent($0)) }
         models.append(try Transformer.load(from: Fixtures.modelA.appendingPathComponent("model")))
-        for model in models {
+        models.append(try Transformer.load(from: Fixtures.modelF.appendingPathComponent("model")))
+        models += try DeepSeekParityTests.variants.map { try Transformer.load(from: DeepSeekParityTests.variant($0).appendingPathComponent("model")) }
+        // DeepSeek models decode from their latent cache (the default) and from expanded keys and values.
+        let runs = models.flatMap { model -> [(Transformer, KVCache.Layout)] in
+            model.config.attention == .grouped ? [(model, .keysAndValues)] : [(model, .latent), (model, .keysAndValues)]
+        }
+        for (model, layout) in runs {
           for packed in [nil, GradMode.withoutGrad { DecodeWeights(model) }] {
             let V = model.config.vocabSize
             let sequences: [[Int32]] = [[5, 9, 17, 3, 8, 21, 4, 11], [7, 2, 30, 6, 1, 12]]  // different lengths
             let promptLengths = [3, 1]
             GradMode.withoutGrad {
                 let P = promptLengths.max()!, steps = 5
-                let cache = KVCache(config: model.config, batch: 2, capacity: P + steps)
+                let cache = KVCache(config: model.config, batch: 2, capacity: P + steps, layout: layout)
                 var tokens = [Int32](repeating: 0, count: 2 * P), mask = [Bool](repeating: false, count: 2 * P)
                 for b in 0..<2 {
                     for t in 0..<promptLengths[b] {
@@ -89,7 +95,7 @@ final class ModelVariantTests: XCTestCase {
                     for t in 0..<n {
                         let reference = Array(UnsafeBufferPointer(start: full.data + t * V, count: V))
                         XCTAssertLessThan(maxAbsDiff(cached[b][t], reference), 1e-4,
-                                          "\(model.config.modelType) row \(b) position \(t) packed \(packed != nil)")
+                                          "\(model.config.modelType) \(layout) row \(b) position \(t) packed \(packed != nil)")
                     }
                 }
             }

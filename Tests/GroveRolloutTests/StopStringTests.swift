@@ -21,8 +21,8 @@ final class StopStringTests: XCTestCase {
                                  numAttentionHeads: 4, maxPositionEmbeddings: 64, tieWordEmbeddings: false)
         let model = Transformer(config: config, seed: 0)
         for layer in model.layers {
-            layer.oProj.weight.data.update(repeating: 0, count: layer.oProj.weight.count)
-            layer.downProj.weight.data.update(repeating: 0, count: layer.downProj.weight.count)
+            layer.grouped.oProj.weight.data.update(repeating: 0, count: layer.grouped.oProj.weight.count)
+            layer.dense.downProj.weight.data.update(repeating: 0, count: layer.dense.downProj.weight.count)
         }
         model.embedTokens.data.update(repeating: 0, count: V * C)
         model.lmHead.data.update(repeating: 0, count: V * C)
