@@ -49,6 +49,7 @@ extension Transformer {
     /// as running every prefix + suffix sequence on its own, but each prefix's tokens go through
     /// the layers once. Suffix queries attend to their prefix's keys and values (gathered per
     /// suffix row, so the gradient of every suffix reaches the shared prefix) and to their own.
+    /// With `gradientCheckpointing` each block keeps only its input, as in `hiddenStates(tokens:…)`.
     public func hiddenStates(_ batch: SharedPrefixBatch) -> Tensor {
         let P = batch.prefixCount, Lp = batch.prefixLength, B = batch.suffixCount, Ls = batch.suffixLength
         let NH = config.numAttentionHeads, KVH = config.numKeyValueHeads, HS = config.headDim
@@ -70,7 +71,7 @@ extension Transformer {
 
         var h = gatherRows(embedTokens, batch.prefixTokens + batch.suffixTokens)  // (P·Lp + B·Ls, C)
         for layer in layers {
-            h = block(layer, h, positions: positions) { q, k, v in
+            let attend = { (q: Tensor, k: Tensor, v: Tensor) -> Tensor in
                 let k = k.reshaped([-1, KVH * HS]), v = v.reshaped([-1, KVH * HS]), N = prefixRows + B * Ls
                 // Prefix rows and suffix queries are contiguous row ranges (views); suffix keys are gathered.
                 let prefixOut = attention(q.rows(0..<prefixRows).reshaped([P, Lp, NH, HS]), k.rows(0..<prefixRows).reshaped([P, Lp, KVH, HS]),
@@ -79,6 +80,8 @@ extension Transformer {
                                           gatherRows(v, keyRows).reshaped([B, Lp + Ls, KVH, HS]), keyMask: keyMask)
                 return concatRows(prefixOut.reshaped([P * Lp, NH * HS]), suffixOut.reshaped([B * Ls, NH * HS]))
             }
+            h = gradientCheckpointing && GradMode.isEnabled ? checkpointedBlock(layer, h, positions: positions, attend: attend)
+                                                            : block(layer, h, positions: positions, attend: attend)
         }
         return rmsNorm(h, norm, eps: Float(config.rmsNormEps))
     }

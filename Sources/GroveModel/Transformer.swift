@@ -154,7 +154,9 @@ public final class Transformer {
         var h = gatherRows(embedTokens, tokens)  // (B·T, C)
         for (i, layer) in layers.enumerated() {
             if gradientCheckpointing && GradMode.isEnabled && cache == nil && packed == nil {
-                h = checkpointedBlock(layer, h, positions: positions, batch: B, attentionMask: attentionMask)
+                h = checkpointedBlock(layer, h, positions: positions) { q, k, v in
+                    attention(q.reshaped([B, T, NH, HS]), k.reshaped([B, T, KVH, HS]), v.reshaped([B, T, KVH, HS]), keyMask: attentionMask)
+                }
                 continue
             }
             h = block(layer, h, positions: positions, packed: packed?.layers[i]) { q, k, v in
@@ -194,8 +196,8 @@ public final class Transformer {
     /// One decoder block under activation checkpointing: the forward records no graph but draws its
     /// dropout masks; the backward pass runs it again from the saved input with the generator set
     /// back, so the masks and every gradient are those of the recorded block.
-    func checkpointedBlock(_ layer: DecoderLayer, _ x: Tensor, positions: [Int32], batch B: Int, attentionMask: [Bool]?) -> Tensor {
-        let T = x.shape[0] / B, NH = config.numAttentionHeads, KVH = config.numKeyValueHeads, HS = config.headDim
+    func checkpointedBlock(_ layer: DecoderLayer, _ x: Tensor, positions: [Int32],
+                           attend: @escaping (Tensor, Tensor, Tensor) -> Tensor) -> Tensor {
         let masks = dropoutRNG
         inCheckpointedForward = true
         defer { inCheckpointedForward = false }
@@ -205,9 +207,7 @@ public final class Transformer {
             defer { self.dropoutRNG = after }
             return run()
         }) { x in
-            self.block(layer, x, positions: positions) { q, k, v in
-                attention(q.reshaped([B, T, NH, HS]), k.reshaped([B, T, KVH, HS]), v.reshaped([B, T, KVH, HS]), keyMask: attentionMask)
-            }
+            self.block(layer, x, positions: positions, attend: attend)
         }
     }
 
