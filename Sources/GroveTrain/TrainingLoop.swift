@@ -133,6 +133,9 @@ public final class TrainingLoop {
                 if update == 0 { (loss, gradNorm) = (l, norm) }
                 optimizer.step(lr: lr)
             }
+            // Not read again before the next step's backward: meanwhile their memory can hold
+            // other buffers (the rollouts' decode copy of the weights); refilled with zeros on first use.
+            for p in params { p.dropGrad() }
             step += 1
             let seconds = now() - started
             stepSeconds += seconds
