@@ -64,7 +64,7 @@ def find(records, bench, model=None):
 
 
 # The smollm2 shape's counts: a training step takes tens of seconds, a GRPO step about a minute.
-SMOLLM2_TRAIN = ["--warmup", "1", "--steps", "3"]
+SMOLLM2_TRAIN = ["--warmup", "1", "--steps", "2"]
 SMOLLM2_GRPO_STEPS, SMOLLM2_SFT_STEPS = "2", "0"
 
 

@@ -3,8 +3,9 @@
 run unchanged on SmolLM2-135M's architecture (LlamaForCausalLM with seeded weights) instead of
 their Qwen2 shapes.
 
-    train  bench_torch.py's training step (and forward): forward + backward + AdamW on batch x 256
-           random tokens, median step after warm-up, tokens/s; its line says "model": "smollm2"
+    train  bench_torch.py's training step: forward + backward + AdamW(lr 1e-4, wd 0.01) on batch x 256
+           random tokens, median step after warm-up, tokens/s (its loop, without the forward-only
+           part that follows it there: six more forwards of tens of seconds each)
     grpo   bench_trl_grpo.py's GRPO step: 8 prompts x 8 completions, <= 16 new tokens, beta, the
            fixture tokenizer's ids in SmolLM2's vocabulary of 49,152 (as Grove's bench does),
            --sft-steps of its plain-PyTorch SFT first; then a "trl_grpo_peak" line with the
@@ -38,6 +39,36 @@ def smollm2(vocab: int, **ids) -> LlamaForCausalLM:
     return LlamaForCausalLM(cfg).to(torch.float32)
 
 
+def train(batch: int, warmup: int, steps: int, seq: int, emit) -> None:
+    """bench_torch.bench_train's training loop and record."""
+    import statistics
+    import time
+    model = smollm2(49152, pad_token_id=0, eos_token_id=None).train()
+    nparams = sum(p.numel() for p in model.parameters())
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
+    g = torch.Generator().manual_seed(1)
+    data = torch.randint(0, model.config.vocab_size, (warmup + steps, batch, seq), generator=g)
+    times, losses = [], []
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        out = model(input_ids=data[i], labels=data[i])
+        out.loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        dt = time.perf_counter() - t0
+        losses.append(out.loss.item())
+        if i >= warmup:
+            times.append(dt)
+    med = statistics.median(times)
+    tokens = batch * seq
+    emit({"bench": "torch_train_step", "model": "smollm2", "params": nparams, "batch": batch, "seq": seq,
+          "tokens_per_step": tokens, "warmup": warmup, "steps": steps,
+          "median_step_s": round(med, 4), "min_step_s": round(min(times), 4), "step_s": [round(t, 3) for t in times],
+          "tokens_per_s": round(tokens / med, 1), "approx_model_gflops": round(6 * nparams * tokens / med / 1e9, 1),
+          "first_loss": round(losses[0], 4), "last_loss": round(losses[-1], 4),
+          "optimizer": "AdamW(lr=1e-4, wd=0.01)", "attn": "sdpa", "dtype": "float32"})
+
+
 def main() -> None:
     part = sys.argv[1] if len(sys.argv) > 1 else ""
     if part == "train":
@@ -49,8 +80,7 @@ def main() -> None:
         ap.add_argument("--threads", type=int, default=2)
         a = ap.parse_args(sys.argv[2:])
         torch.set_num_threads(a.threads)
-        bench_torch.make_model = lambda name, seed: smollm2(49152, pad_token_id=0, eos_token_id=None)
-        bench_torch.bench_train("smollm2", a.batch, a.warmup, a.steps)
+        train(a.batch, a.warmup, a.steps, bench_torch.SEQ, bench_torch.emit)
     elif part == "grpo":
         import bench_trl_grpo
         bench_trl_grpo.SHAPES["smollm2"] = {}
