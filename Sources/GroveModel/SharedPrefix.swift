@@ -49,6 +49,7 @@ extension Transformer {
     /// as running every prefix + suffix sequence on its own, but each prefix's tokens go through
     /// the layers once. Suffix queries attend to their prefix's keys and values (gathered per
     /// suffix row, so the gradient of every suffix reaches the shared prefix) and to their own.
+    /// With `gradientCheckpointing` each block keeps only its input, as in `hiddenStates(tokens:…)`.
     public func hiddenStates(_ batch: SharedPrefixBatch) -> Tensor {
         let P = batch.prefixCount, Lp = batch.prefixLength, B = batch.suffixCount, Ls = batch.suffixLength
         let prefixRows = P * Lp
@@ -69,7 +70,7 @@ extension Transformer {
 
         var h = gatherRows(embedTokens, batch.prefixTokens + batch.suffixTokens)  // (P·Lp + B·Ls, C)
         for layer in layers {
-            h = block(layer, h, positions: positions) { q, k, v in
+            let attend = { (q: Tensor, k: Tensor, v: Tensor) -> Tensor in
                 // Heads and head sizes as the block made them (latent attention's values are narrower).
                 let qHeads = Array(q.shape.dropFirst()), kHeads = Array(k.shape.dropFirst()), vHeads = Array(v.shape.dropFirst())
                 let k = k.reshaped([k.shape[0], -1]), v = v.reshaped([v.shape[0], -1]), N = prefixRows + B * Ls
@@ -80,6 +81,8 @@ extension Transformer {
                                           gatherRows(v, keyRows).reshaped([B, Lp + Ls] + vHeads), keyMask: keyMask)
                 return concatRows(prefixOut.reshaped([P * Lp, -1]), suffixOut.reshaped([B * Ls, -1]))
             }
+            h = gradientCheckpointing && GradMode.isEnabled ? checkpointedBlock(layer, h, positions: positions, attend: attend)
+                                                            : block(layer, h, positions: positions, attend: attend)
         }
         return rmsNorm(h, norm, eps: Float(config.rmsNormEps))
     }

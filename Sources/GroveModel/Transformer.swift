@@ -275,7 +275,10 @@ public final class Transformer {
         if case .latent(let latent) = config.attention { latentRank = latent.kvLoraRank }
         for (i, layer) in layers.enumerated() {
             if gradientCheckpointing && GradMode.isEnabled && cache == nil && packed == nil {
-                h = checkpointedBlock(layer, h, positions: positions, batch: B, attentionMask: attentionMask)
+                h = checkpointedBlock(layer, h, positions: positions) { q, k, v in
+                    attention(q.reshaped([B, T] + q.shape.dropFirst()), k.reshaped([B, T] + k.shape.dropFirst()),
+                              v.reshaped([B, T] + v.shape.dropFirst()), keyMask: attentionMask)
+                }
                 continue
             }
             // A latent cache: store the rows' [c_KV | k_R] and attend to every cached one (values: their first r).
@@ -331,8 +334,8 @@ public final class Transformer {
     /// One decoder block under activation checkpointing: the forward records no graph but draws its
     /// dropout masks; the backward pass runs it again from the saved input with the generator set
     /// back, so the masks and every gradient are those of the recorded block.
-    func checkpointedBlock(_ layer: DecoderLayer, _ x: Tensor, positions: [Int32], batch B: Int, attentionMask: [Bool]?) -> Tensor {
-        let T = x.shape[0] / B
+    func checkpointedBlock(_ layer: DecoderLayer, _ x: Tensor, positions: [Int32],
+                           attend: @escaping (Tensor, Tensor, Tensor) -> Tensor) -> Tensor {
         let masks = dropoutRNG
         inCheckpointedForward = true
         defer { inCheckpointedForward = false }
@@ -342,10 +345,7 @@ public final class Transformer {
             defer { self.dropoutRNG = after }
             return run()
         }) { x in
-            self.block(layer, x, positions: positions) { q, k, v in
-                attention(q.reshaped([B, T] + q.shape.dropFirst()), k.reshaped([B, T] + k.shape.dropFirst()), v.reshaped([B, T] + v.shape.dropFirst()),
-                          keyMask: attentionMask)
-            }
+            self.block(layer, x, positions: positions, attend: attend)
         }
     }
 

@@ -17,14 +17,19 @@ public final class PanelPackedMatrix {
     public init(_ weight: Tensor) {
         precondition(weight.shape.count == 2, "PanelPackedMatrix: a 2-D weight, got \(weight.shape)")
         rows = weight.shape[0]; columns = weight.shape[1]
-        panels = .allocate(capacity: (rows + 31) / 32 * 32 * columns)
+        // From the tensor heap (heap.c), like every activation: a training pass's freed pages
+        // hold the copy, rather than fresh memory on top of them.
+        panels = grove_alloc(PanelPackedMatrix.byteCount(rows: rows, columns: columns)).bindMemory(to: Float.self, capacity: (rows + 31) / 32 * 32 * columns)
         let (n, k, w, p) = (Int32(rows), Int32(columns), weight.data, panels)
         Parallel.forEach(panelCount) { range in
             grove_pack_panels(n, k, w, k, Int32(range.lowerBound), Int32(range.upperBound), p)
         }
     }
 
-    deinit { panels.deallocate() }
+    deinit { grove_free(panels, PanelPackedMatrix.byteCount(rows: rows, columns: columns)) }
+
+    /// Bytes of the panels: the rows rounded up to whole panels.
+    private static func byteCount(rows: Int, columns: Int) -> Int { (rows + 31) / 32 * 32 * columns * 4 }
 
     /// x·Wᵀ for x [N, in] → [N, out], on the calling thread (a decode group is one shard of
     /// a parallel generation already).

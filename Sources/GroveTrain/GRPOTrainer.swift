@@ -167,7 +167,7 @@ final class GRPOObjective: TrainingObjective {
             .map { PolicyBatch($0.map { trained[$0] }, maskTruncated: config.maskTruncated, pad: pad) }
         let temperature = config.sampling.temperature
         func logProbs(_ m: Transformer) -> [[Float]] {
-            GradMode.withoutGrad { parts.map { tokenLogProbs($0.logits(m, temperature: temperature), targets: $0.targets).values } }
+            GradMode.withoutGrad { parts.map { $0.tokenLogProbs(m, temperature: temperature).logp.values } }
         }
         referenceLogProbs = config.loss.beta == 0 ? nil : reference.map(logProbs) ?? model.withAdapterDisabled { logProbs(model) }
         oldLogProbs = []
@@ -230,11 +230,9 @@ final class GRPOObjective: TrainingObjective {
         let temperature = config.sampling.temperature
         var total = 0.0
         for (k, part) in parts.enumerated() {
-            let logits = part.logits(model, temperature: temperature)
-            let logp = tokenLogProbs(logits, targets: part.targets)
+            let (logp, h) = part.tokenLogProbs(model, temperature: temperature, entropy: update == 0)
             if update == 0 {
                 oldLogProbs.append(logp.values)
-                let h = GradMode.withoutGrad { PolicyBatch.entropySum(logits, mask: part.mask) }
                 entropy = (entropy.sum + h.sum, entropy.count + h.count)
             }
             let (loss, metrics) = grpoLoss(logp: logp, old: oldLogProbs[k], ref: referenceLogProbs?[k], advantages: part.advantages,
@@ -309,33 +307,22 @@ struct PolicyBatch {
         advantages = records.map { Float($0.advantage) }
     }
 
-    /// Logits (divided by the sampling temperature) at the target rows [B·Ls, V].
-    func logits(_ model: Transformer, temperature: Float) -> Tensor {
-        scale(model.logits(gatherRows(model.hiddenStates(input), targetRows)), 1 / max(temperature, 1e-6))
+    /// Log-probs [B·Ls] of the targets under the model's distribution divided by the sampling
+    /// temperature, from the hidden states at the target rows through the LM head in row chunks
+    /// (`linearTokenLogProbs`: the B·Ls × V logits are never held at once). With `entropy`, also
+    /// the sum of the distribution's entropy over the masked positions, and their count.
+    func tokenLogProbs(_ model: Transformer, temperature: Float, entropy: Bool = false) -> (logp: Tensor, entropy: (sum: Double, count: Int)) {
+        let hidden = gatherRows(model.hiddenStates(input), targetRows)
+        let (logp, h) = linearTokenLogProbs(hidden, model.lmHead, scale: 1 / max(temperature, 1e-6), targets: targets,
+                                            entropyRows: entropy ? mask : nil)
+        guard entropy else { return (logp, (0, 0)) }
+        var total = 0.0, n = 0
+        for i in mask.indices where mask[i] { total += Double(h[i]); n += 1 }
+        return (logp, (total, n))
     }
 
     /// Positions of `record` that take part in the loss (the count of its mask entries).
     static func lossTokens(_ record: RolloutRecord, maskTruncated: Bool) -> Int {
         maskTruncated && record.completion.finishReason == .length ? 0 : record.completion.ids.count
-    }
-
-    /// Sum of the predicted distribution's entropy over the masked positions, and their count.
-    /// One exp per logit: with e_v = exp(x_v − m) and Z = Σ e_v,
-    ///   H = −Σ p_v log p_v = log Z − Σ e_v (x_v − m) / Z.
-    static func entropySum(_ logits: Tensor, mask: [Bool]) -> (sum: Double, count: Int) {
-        let V = logits.shape.last!
-        var total = 0.0, n = 0
-        for i in 0..<mask.count where mask[i] {
-            let row = logits.data + i * V
-            var m = -Float.infinity
-            for v in 0..<V { m = max(m, row[v]) }
-            var z: Float = 0, weighted: Float = 0
-            for v in 0..<V {
-                let d = row[v] - m, e = expf(d)
-                z += e; weighted += e * d
-            }
-            total += Double(logf(z) - weighted / z); n += 1
-        }
-        return (total, n)
     }
 }

@@ -139,6 +139,9 @@ public final class TrainingLoop {
             let loads = objective.model.takeExpertLoads()
             objective.model.updateRoutingBias(loads)
             _ = objective.model.takeBalanceLoss()  // terms of forward passes that took no gradient step
+            // Not read again before the next step's backward: meanwhile their memory can hold
+            // other buffers (the rollouts' decode copy of the weights); refilled with zeros on first use.
+            for p in params { p.dropGrad() }
             step += 1
             let seconds = now() - started
             stepSeconds += seconds

@@ -9,7 +9,10 @@
 2. measures Grove and the reference in pairs, each pair seconds apart: per round, for each model
    `grove bench --isolate` then bench_torch.py --isolate on the same parts (train with forward,
    then generate), then the GRPO step (small model, beta 0.04) in Grove and in TRL; nothing runs
-   in parallel. `--rounds N` (default 2) repeats the whole sequence;
+   in parallel. `--rounds N` (default 2) repeats the whole sequence. `--models smollm2` (or
+   `small,big,smollm2`) measures SmolLM2-135M's shape instead of (or after) them: the training
+   step against PyTorch, and the GRPO step (no SFT, beta 0.04) against TRL, the reference side
+   through Tests/Benchmarks/reference_smollm2.py, fewer steps (each takes tens of seconds);
 3. writes every JSON line to .build/bench/results.jsonl and prints the table: each figure is the
    median over rounds, each ratio the median of the rounds' ratios, and the rounds' own ratios
    beside it — on a shared host the spread between rounds is part of the result.
@@ -60,22 +63,48 @@ def find(records, bench, model=None):
     raise SystemExit(f"no {bench} {model or ''} line in the results")
 
 
-def measure_round(python, grove_bin) -> tuple:
+# The smollm2 shape's counts: a training step takes tens of seconds, a GRPO step about a minute.
+SMOLLM2_TRAIN = ["--warmup", "1", "--steps", "2"]
+SMOLLM2_GRPO_STEPS, SMOLLM2_SFT_STEPS = "2", "0"
+
+
+def measure_round(python, grove_bin, models) -> tuple:
     """One round: Grove then the reference on each model and part, back to back."""
     ref_dir = SHARED / "reference"  # the scripts only read from their folder (and ../fixtures)
-    grove, torch = [], []
-    for m in ("small", "big"):
+    smollm2 = Path(__file__).resolve().parent / "reference_smollm2.py"
+    grove, torch, trl = [], [], []
+    for m in (m for m in ("small", "big") if m in models):
         for gparts, tparts in (("train,forward", "train"), ("generate", "generate")):
             grove += run([grove_bin, "bench", "--isolate", "--models", m, "--parts", gparts], cwd=ROOT)
             torch += run([python, ref_dir / "bench_torch.py", "--isolate", "--skip-matmul", "--models", m, "--parts", tparts], cwd=WORK)
-    grove += run([grove_bin, "bench", "--isolate", "--models", "small", "--parts", "grpo"], cwd=ROOT)
-    trl = run([python, ref_dir / "bench_trl_grpo.py", "--model", "small", "--beta", "0.04"], cwd=WORK)
+    if "small" in models:
+        grove += run([grove_bin, "bench", "--isolate", "--models", "small", "--parts", "grpo"], cwd=ROOT)
+        trl += run([python, ref_dir / "bench_trl_grpo.py", "--model", "small", "--beta", "0.04"], cwd=WORK)
+    if "smollm2" in models:
+        grove += run([grove_bin, "bench", "--isolate", "--models", "smollm2", "--parts", "train"] + SMOLLM2_TRAIN, cwd=ROOT)
+        torch += run([python, smollm2, "train"] + SMOLLM2_TRAIN, cwd=WORK)
+        grove += run([grove_bin, "bench", "--isolate", "--models", "smollm2", "--parts", "grpo", "--grpo-steps", SMOLLM2_GRPO_STEPS,
+                      "--sft-steps", SMOLLM2_SFT_STEPS, "--beta", "0.04"], cwd=ROOT)
+        trl += run([python, smollm2, "grpo", "--steps", SMOLLM2_GRPO_STEPS, "--sft-steps", SMOLLM2_SFT_STEPS, "--beta", "0.04"], cwd=WORK)
     return grove, torch, trl
 
 
-def table_rows(grove, torch, trl) -> list:
+def table_rows(grove, torch, trl, models) -> list:
     """(name, Grove figure, reference figure, ratio) for one round."""
     rows = []
+    if "smollm2" in models:
+        g, t = find(grove, "grove_train_step", "smollm2"), find(torch, "torch_train_step", "smollm2")
+        rows.append(("training step, smollm2 (tokens/s)", g["tokens_per_s"], t["tokens_per_s"], g["tokens_per_s"] / t["tokens_per_s"]))
+        gg, tg = find(grove, "grove_grpo_step", "smollm2"), find(trl, "trl_grpo_summary", "smollm2")
+        rows.append(("GRPO step, smollm2 (s/step; ratio = TRL/Grove)", gg["median_step_s"], tg["median_step_s"],
+                     tg["median_step_s"] / gg["median_step_s"]))
+        rows.append(("peak memory, smollm2 train_step (MiB; ratio = torch/Grove)", g["peak_rss_mb"], t["peak_rss_mb"],
+                     t["peak_rss_mb"] / g["peak_rss_mb"]))
+        tp = find(trl, "trl_grpo_peak", "smollm2")
+        rows.append(("peak memory, smollm2 GRPO (MiB; ratio = TRL/Grove)", gg["peak_rss_mb"], tp["peak_rss_mb"],
+                     tp["peak_rss_mb"] / gg["peak_rss_mb"]))
+    if not {"small", "big"} <= set(models):
+        return rows
     for m in ("small", "big"):
         g, t = find(grove, "grove_train_step", m), find(torch, "torch_train_step", m)
         rows.append((f"training step, {m} (tokens/s)", g["tokens_per_s"], t["tokens_per_s"], g["tokens_per_s"] / t["tokens_per_s"]))
@@ -106,22 +135,24 @@ def table_rows(grove, torch, trl) -> list:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=2, help="times the whole paired sequence runs")
+    ap.add_argument("--models", default="small,big", help="small,big (the reference's shapes) and/or smollm2")
     args = ap.parse_args()
+    models = args.models.split(",")
     WORK.mkdir(parents=True, exist_ok=True)
     python = reference_python()
     subprocess.run(["swift", "build", "-c", "release", "--product", "grove"], cwd=ROOT, check=True)
     grove_bin = ROOT / ".build" / "release" / "grove"
-    rounds = [measure_round(python, grove_bin) for _ in range(args.rounds)]
+    rounds = [measure_round(python, grove_bin, models) for _ in range(args.rounds)]
     with open(WORK / "results.jsonl", "w") as f:
         for i, records in enumerate(rounds):
             for r in records[0] + records[1] + records[2]:
                 f.write(json.dumps(dict(r, round=i + 1)) + "\n")
 
-    tables = [table_rows(*records) for records in rounds]
+    tables = [table_rows(*records, models) for records in rounds]
     grove, torch, trl = rounds[0]
     env = find(grove, "grove_env")
     print(f"\nGrove {env['grove']} (BLAS {env['blas_core']}, {env['blas_threads']} threads) vs "
-          f"torch {torch[0].get('torch', '?')} / TRL {find(trl, 'trl_grpo_summary').get('trl', '?')}, "
+          f"torch {torch[0].get('torch', '?')} / TRL {find(trl, 'trl_grpo_summary').get('trl', '?') if trl else '?'}, "
           f"{len(rounds)} round{'s' if len(rounds) > 1 else ''}, medians\n")
     print("| measurement | Grove | reference | ratio | each round |\n|---|---:|---:|---:|---:|")
     for i, (name, *_) in enumerate(tables[0]):

@@ -61,6 +61,32 @@ final class ActivationCheckpointingTests: XCTestCase {
         assertSameGradients(model)
     }
 
+    /// GRPO's shared-prompt batch (`hiddenStates(SharedPrefixBatch)`) is checkpointed too: its last
+    /// block's output is recorded with the block's input and weights as parents, and the gradients
+    /// are those of the recorded blocks.
+    func testSharedPrefixBatchIsCheckpointed() {
+        let model = Transformer(config: config, seed: 4)
+        let batch = SharedPrefixBatch(prompts: [[3, 9, 27], [3, 9, 27], [5, 1]], suffixes: [[7, 8, 9, 10], [11], [12, 13]], pad: 0)
+        var rng = SeededRandom(seed: 6)
+        let rows = batch.prefixCount * batch.prefixLength + batch.suffixCount * batch.suffixLength
+        let cotangent = Tensor.randn([rows, config.hiddenSize], rng: &rng)
+        func run(_ checkpointing: Bool) -> (Float, [Float], Int) {
+            model.gradientCheckpointing = checkpointing
+            for p in model.parameters { p.dropGrad() }
+            let hidden = model.hiddenStates(batch)
+            let parents = hidden.parents.first!.parents.count  // the last block's output
+            let loss = sum(mul(hidden, cotangent))
+            loss.backward()
+            return (loss.item, model.parameters.flatMap { $0.gradValues ?? [] }, parents)
+        }
+        let (plainLoss, plain, plainParents) = run(false), (loss, gradients, parents) = run(true)
+        XCTAssertEqual(plainParents, 2)  // add(h, mlp)
+        XCTAssertEqual(parents, 1 + model.layers[2].tensors.count)
+        XCTAssertEqual(loss, plainLoss)
+        XCTAssertEqual(gradients.count, plain.count)
+        for (a, b) in zip(gradients, plain) { XCTAssertEqual(a, b, accuracy: 1e-6) }
+    }
+
     /// Centred differences of the loss (computed in Double from float32 forwards) against the
     /// checkpointed backward, on a few elements of the embedding, a norm and the projections.
     func testMatchesFiniteDifferences() {
