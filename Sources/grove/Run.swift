@@ -1,11 +1,14 @@
 import ArgumentParser
 import Foundation
+import GroveMPI
 import GroveReport
 import GroveRun
 import GroveTrain
 import Rewards
 
 /// `grove run RECIPE`: runs a recipe's stages in order, with checkpoints and a final report.
+/// Under `mpirun -np N` the N processes train one model data-parallel (`RecipeRun`); rank 0 prints
+/// and writes, and a rank that fails ends the whole job with its rank in the message.
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a recipe: its stages in order, with evaluation, checkpoints, run.sqlite and a report.")
@@ -20,11 +23,27 @@ struct Run: ParsableCommand {
     var overrides: [String] = []
 
     func run() throws {
+        guard MPICommunicator.launchedByMPI else { return try run(SingleProcess()) }
+        let world = try MPICommunicator()
+        do {
+            try run(world)
+            world.finish()
+        } catch {
+            FileHandle.standardError.write(Data("grove: rank \(world.rank) of \(world.size) stopped the job: \(error)\n".utf8))
+            world.abort(code: 1)
+        }
+    }
+
+    func run(_ world: Communicator) throws {
         let r = try Recipe.load(path: recipe, overrides: overrides)
+        try world.requireSameRun(recipeText: r.text, overrides: overrides)
         let progress = Progress()
-        let run = RecipeRun(recipe: r, resume: resume, observer: progress.show)
+        let run = RecipeRun(recipe: r, resume: resume, communicator: world, observer: world.rank == 0 ? progress.show : { _ in })
+        run.checkReplicas = ProcessInfo.processInfo.environment["GROVE_CHECK_REPLICAS"] == "1"
         if resume && run.isFinished {
-            print("\(r.outputDir.path): this run has finished; there is nothing to resume (remove the folder or change output_dir to run it again)")
+            if world.rank == 0 {
+                print("\(r.outputDir.path): this run has finished; there is nothing to resume (remove the folder or change output_dir to run it again)")
+            }
             return
         }
         // Ctrl-C or a polite kill: record the run as interrupted (checkpoints stay), then exit.
@@ -43,6 +62,7 @@ struct Run: ParsableCommand {
         }
         defer { signals.forEach { $0.cancel() } }
         let report = try run.run()
+        guard world.rank == 0 else { return }
         let html: URL?
         do { html = try HTMLReport.write(runDirectory: r.outputDir) } catch {
             progress.note("warning: report.html was not written: \(error)")
