@@ -75,7 +75,7 @@ public final class RecipeRun {
         let restored = resume ? try newestUsableCheckpoint() : nil
         let start = restored?.directory.lastPathComponent ?? "the start"
         if let (rank, theirs, ours) = communicator.firstDisagreeing(start) {
-            throw RunError("rank \(rank) would resume from \(theirs), rank 0 from \(ours): every rank must see the same output_dir (\(recipe.outputDir.path)), e.g. on a shared filesystem")
+            throw DataParallelError("rank \(rank) would resume from \(theirs), rank 0 from \(ours): every rank must see the same output_dir (\(recipe.outputDir.path)), e.g. on a shared filesystem")
         }
         for t in restored?.state.finishedStages ?? [] { timings[t.stage] = t }
         store = writes ? try RunStore(path: recipe.outputDir.appendingPathComponent("run.sqlite")) : try RunStore.inMemory()
@@ -219,12 +219,12 @@ extension Communicator {
     /// Grove versions, naming the first rank that differs from rank 0.
     public func requireSameRun(recipeText: String, overrides: [String]) throws {
         if let (rank, theirs, ours) = firstDisagreeing(GroveVersion.string) {
-            throw RunError("rank \(rank) runs Grove \(theirs), rank 0 Grove \(ours): every rank must run the same Grove build")
+            throw DataParallelError("rank \(rank) runs Grove \(theirs), rank 0 Grove \(ours): every rank must run the same Grove build")
         }
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
         for byte in ([recipeText] + overrides).joined(separator: "\u{0}").utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
         if let (rank, theirs, ours) = firstDisagreeing(String(hash, radix: 16)) {
-            throw RunError("rank \(rank) runs another recipe than rank 0 (recipe text and --set overrides hash to \(theirs), rank 0's to \(ours)): every rank must run the same recipe")
+            throw DataParallelError("rank \(rank) runs another recipe than rank 0 (recipe text and --set overrides hash to \(theirs), rank 0's to \(ours)): every rank must run the same recipe")
         }
     }
 }

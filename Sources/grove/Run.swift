@@ -29,6 +29,12 @@ struct Run: ParsableCommand {
             try run(world)
             world.finish()
         } catch {
+            // A disagreement between ranks is found by all of them: rank 0 reports it, the others
+            // wait for its abort rather than race it (two aborts garble mpirun's message).
+            if error is DataParallelError && world.rank != 0 {
+                let until = Date().addingTimeInterval(30)
+                while Date() < until { sleep(1) }  // a signal cuts a sleep short
+            }
             FileHandle.standardError.write(Data("grove: rank \(world.rank) of \(world.size) stopped the job: \(error)\n".utf8))
             world.abort(code: 1)
         }
@@ -47,14 +53,17 @@ struct Run: ParsableCommand {
             return
         }
         // Ctrl-C or a polite kill: record the run as interrupted (checkpoints stay), then exit.
-        let again = (["grove", "run", recipe] + overrides.map { "--set \(shellQuoted($0))" } + ["--resume"]).joined(separator: " ")
+        // Under mpirun a signal is how mpirun stops every rank when one fails (it names that rank).
+        let launcher = world.size > 1 ? ["mpirun", "-np", "\(world.size)", "…"] : []
+        let again = (launcher + ["grove", "run", recipe] + overrides.map { "--set \(shellQuoted($0))" } + ["--resume"]).joined(separator: " ")
+        let why = world.size > 1 ? "rank \(world.rank) of \(world.size) stopped by mpirun (another rank failed or the job was interrupted)" : "interrupted"
         let signals = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
             Foundation.signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             source.setEventHandler {
-                run.markInterrupted("stopped by signal \(sig)")
+                run.markInterrupted(world.size > 1 ? "\(why), signal \(sig)" : "stopped by signal \(sig)")
                 ExternalProgramReward.killAll()  // reward programs end with the run
-                FileHandle.standardError.write(Data("\ngrove: interrupted; continue with `\(again)`\n".utf8))
+                FileHandle.standardError.write(Data("\ngrove: \(why); continue with `\(again)`\n".utf8))
                 Foundation.exit(130)
             }
             source.resume()
