@@ -59,4 +59,18 @@ extension Communicator {
     func share(_ count: Int) -> [Int] {
         Array(stride(from: rank, to: count, by: size))
     }
+
+    /// This rank's share of items that cost `costs` (tokens): longest first, each to the rank with
+    /// the least so far (the lowest such rank on a tie), so the ranks finish their backward passes
+    /// together; indices in ascending order. One rank gets every index, in order.
+    func balancedShare(_ costs: [Int]) -> [Int] {
+        guard size > 1 else { return Array(costs.indices) }
+        var load = [Int](repeating: 0, count: size), owner = [Int](repeating: 0, count: costs.count)
+        for i in costs.indices.sorted(by: { costs[$0] != costs[$1] ? costs[$0] > costs[$1] : $0 < $1 }) {
+            let r = load.indices.min { load[$0] < load[$1] }!
+            owner[i] = r
+            load[r] += costs[i]
+        }
+        return costs.indices.filter { owner[$0] == rank }
+    }
 }

@@ -114,7 +114,8 @@ public final class GRPOTrainer {
 /// Data-parallel: every rank reads the same prompts; rank r samples and scores prompts
 /// r, r + size, … (a group never splits) and all ranks exchange the scored completions, so each
 /// holds the whole step's rollouts, advantages and loss normaliser, as one process would. Each then
-/// trains on the groups numbered r, r + size, …; the loop sums the gradients, `finishStep` the metrics.
+/// trains on its share of the groups, balanced by completion tokens; the loop sums the gradients,
+/// `finishStep` the metrics.
 final class GRPOObjective: TrainingObjective {
     let model: Transformer
     private(set) var reference: Transformer?
@@ -168,8 +169,12 @@ final class GRPOObjective: TrainingObjective {
         entropy = (0, 0)
         // With β = 0 a completion whose advantage is 0 adds exactly nothing to the loss or its
         // gradient (−min(ρ·0, clip(ρ)·0) = 0), so it only counts in the normaliser.
-        let trained = (config.loss.beta == 0 ? records.filter { $0.advantage != 0 } : records)
-            .filter { $0.group % communicator.size == communicator.rank }
+        var trained = config.loss.beta == 0 ? records.filter { $0.advantage != 0 } : records
+        if communicator.size > 1 {  // this rank's groups, balanced by completion tokens
+            let groups = Dictionary(grouping: trained.indices, by: { trained[$0].group }).sorted { $0.key < $1.key }.map(\.value)
+            trained = communicator.balancedShare(groups.map { $0.reduce(0) { $0 + trained[$1].completion.ids.count } })
+                .flatMap { groups[$0].map { trained[$0] } }
+        }
         let pad = Int32(tokenizer.padTokenId ?? 0)
         let promptTokens = Set(trained.map(\.completion.promptIds)).reduce(0) { $0 + $1.count }
         parts = lengthSortedMicroBatches(lengths: trained.map { $0.completion.ids.count }, tokenBudget: config.microBatchTokens,

@@ -94,8 +94,8 @@ extension SFTConfig {
 
 /// SFT's step: the next batch, split into length-sorted micro-batches whose gradients add up to
 /// the whole batch's mean NLL. In a data-parallel run every rank reads the whole batch (so the
-/// normaliser, the whole batch's target count, needs no message) and trains on examples
-/// rank, rank + size, …; the loop sums the ranks' gradients.
+/// normaliser, the whole batch's target count, needs no message) and trains on its share,
+/// balanced by tokens (`Communicator.balancedShare`); the loop sums the ranks' gradients.
 final class SFTObjective: TrainingObjective {
     let model: Transformer
     let data: TrainingStream
@@ -116,7 +116,7 @@ final class SFTObjective: TrainingObjective {
     func accumulateGradients(update: Int) throws -> Double {
         let targetTotal = examples.reduce(0) { $0 + max($1.tokens.count - max($1.promptLength, 1), 0) }
         var lossSum: Double = 0
-        let mine = communicator.share(examples.count).map { examples[$0] }
+        let mine = communicator.balancedShare(examples.map(\.tokens.count)).map { examples[$0] }
         for part in SFTTrainer.microBatches(mine, size: config.microBatchSize) {
             let micro = SFTBatch(part, padToken: data.padToken)
             let logits = model.forward(tokens: micro.tokens, batch: micro.batch)

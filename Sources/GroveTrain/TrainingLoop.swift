@@ -14,7 +14,7 @@ protocol TrainingObjective: AnyObject {
     /// and returns how many optimizer updates it gets (GRPO's μ, or 0 with no rollouts).
     func prepareBatch(step: Int) throws -> Int
     /// Adds ∂loss/∂θ of update `update` on the prepared batch into the parameters' gradients
-    /// (zeroed by the loop) and returns the loss.
+    /// (zeroed by the loop) and returns the loss (a data-parallel rank: its share's part of it).
     func accumulateGradients(update: Int) throws -> Double
     /// The finished step's report: its metrics, and for GRPO its rollouts. In a data-parallel
     /// run every rank calls it and gets the whole batch's report.
