@@ -221,9 +221,9 @@ extension Communicator {
         if let (rank, theirs, ours) = firstDisagreeing(GroveVersion.string) {
             throw DataParallelError("rank \(rank) runs Grove \(theirs), rank 0 Grove \(ours): every rank must run the same Grove build")
         }
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
-        for byte in ([recipeText] + overrides).joined(separator: "\u{0}").utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        if let (rank, theirs, ours) = firstDisagreeing(String(hash, radix: 16)) {
+        var hash = FNV1a()
+        for byte in ([recipeText] + overrides).joined(separator: "\u{0}").utf8 { hash.add(byte) }
+        if let (rank, theirs, ours) = firstDisagreeing(hash.hex) {
             throw DataParallelError("rank \(rank) runs another recipe than rank 0 (recipe text and --set overrides hash to \(theirs), rank 0's to \(ours)): every rank must run the same recipe")
         }
     }

@@ -41,14 +41,23 @@ final class GradientAllReduce {
     }
 }
 
-/// A checksum of the parameters' bits (FNV-1a over their 32-bit words), to check that every rank holds the same weights.
+/// FNV-1a, one word at a time: a quick fingerprint for ranks to compare what must be the same
+/// (weights, a recipe), not a cryptographic hash.
+public struct FNV1a {
+    public private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+    public init() {}
+    public mutating func add<Word: FixedWidthInteger & UnsignedInteger>(_ word: Word) { value = (value ^ UInt64(word)) &* 0x100_0000_01b3 }
+    public var hex: String { String(value, radix: 16) }
+}
+
+/// A fingerprint of the parameters' bits (their 32-bit words), to check that every rank holds the same weights.
 func weightsChecksum(_ parameters: [Tensor]) -> String {
-    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    var h = FNV1a()
     for p in parameters {
         let words = UnsafeRawPointer(p.data).bindMemory(to: UInt32.self, capacity: p.count)
-        for i in 0..<p.count { h = (h ^ UInt64(words[i])) &* 0x100_0000_01b3 }
+        for i in 0..<p.count { h.add(words[i]) }
     }
-    return String(h, radix: 16)
+    return h.hex
 }
 
 /// Ranks of one run that disagree on what must be the same.

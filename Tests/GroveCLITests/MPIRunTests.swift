@@ -69,6 +69,8 @@ final class MPIRunTests: XCTestCase {
         var env = ProcessInfo.processInfo.environment
         // CI runs as root, which mpirun refuses unless told.
         env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        // In a container without ptrace rights, the shared-memory transport's single-copy mode fails.
+        env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
         env["GROVE_NUM_THREADS"] = "1"
         env["GROVE_CHECK_REPLICAS"] = "1"
         process.environment = env
