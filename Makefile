@@ -1,6 +1,6 @@
 # Grove — build, test and run. Every target installs what it needs first.
 SWIFT ?= swift
-APT_PACKAGES := libopenblas-dev libsqlite3-dev pkg-config python3 sqlite3
+APT_PACKAGES := libopenblas-dev libsqlite3-dev libopenmpi-dev openmpi-bin pkg-config python3 sqlite3
 GROVE := .build/release/grove
 
 .PHONY: setup build test quickstart doctor bench bench-compare report-screenshot clean

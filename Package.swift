@@ -37,6 +37,10 @@ let package = Package(
         .target(name: "GroveTrain", dependencies: ["GroveData", "GroveModel", "GroveRollout", "GroveTensor", "GroveTokenizer"],
                 swiftSettings: fastMath),
         .target(name: "GroveStore", dependencies: ["CSQLite"]),
+        // Open MPI through dlopen (no headers or library needed to build), and the Communicator over it:
+        // `mpirun -np N grove run` trains one model on N processes.
+        .target(name: "CGroveMPI", linkerSettings: [.linkedLibrary("dl")]),
+        .target(name: "GroveMPI", dependencies: ["CGroveMPI", "GroveTrain"]),
         // report.html from run.sqlite.
         .target(name: "GroveReport", dependencies: ["GroveStore"]),
         // Recipe trees and typed field reading, shared by the run layer and the rewards (no YAML library).
@@ -53,7 +57,7 @@ let package = Package(
         .executableTarget(
             name: "grove",
             dependencies: [
-                "GroveConfig", "GroveData", "GroveModel", "GroveReport", "GroveRollout", "GroveRun", "GroveStore", "GroveTasks", "GroveTensor",
+                "GroveConfig", "GroveData", "GroveModel", "GroveMPI", "GroveReport", "GroveRollout", "GroveRun", "GroveStore", "GroveTasks", "GroveTensor",
                 "GroveTokenizer", "GroveTrain", "Rewards",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),

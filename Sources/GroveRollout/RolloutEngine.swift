@@ -4,7 +4,7 @@ import GroveTensor
 import GroveTokenizer
 
 /// One sampled completion of a prompt.
-public struct Completion {
+public struct Completion: Codable {
     /// Index of its prompt in the batch (its group).
     public let group: Int
     /// Index within the group, 0..<G.
@@ -16,6 +16,11 @@ public struct Completion {
     /// Log-probs of the sampled tokens under the sampling policy (see `GeneratedSequence`).
     public let logprobs: [Float]
     public var logprobSum: Double { logprobs.reduce(0) { $0 + Double($1) } }
+
+    /// The same completion as group `group` of a larger batch (a data-parallel rank's share of a step).
+    public func inGroup(_ group: Int) -> Completion {
+        Completion(group: group, sample: sample, promptIds: promptIds, ids: ids, text: text, finishReason: finishReason, logprobs: logprobs)
+    }
 }
 
 /// Samples G completions for each of P prompts with one batched, KV-cached generation.
@@ -44,6 +49,7 @@ public struct RolloutEngine {
     }
 
     public func rollouts(prompts: [String], promptIds: [Int], groupSize G: Int, seed: UInt64, step: Int) -> [Completion] {
+        guard !prompts.isEmpty else { return [] }  // a data-parallel rank with no prompt this round
         let encoded = prompts.map { tokenizer.encode($0).map(Int32.init) }
         var batch: [[Int32]] = [], rngs: [SeededRandom] = []
         for (p, ids) in encoded.enumerated() {

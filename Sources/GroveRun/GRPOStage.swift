@@ -98,7 +98,7 @@ public struct GRPOStage: RecipeStage {
         try context.run.store.recordRewards(run: context.run.runID, stage: context.label,
                                             rewards: zip(rewards, built).map { (name: $1.reward.name, kind: $0.key, weight: $0.weight) })
         let trainer = GRPOTrainer(policy: context.model, tokenizer: context.tokenizer, prompts: stream, rewards: WeightedRewards(built),
-                                  config: config, seed: context.seed)
+                                  config: config, seed: context.seed, communicator: context.communicator)
         if let r = context.resume {
             let reference = r.state.hasReference ? try Transformer.load(from: r.directory.appendingPathComponent("reference")) : nil
             try trainer.restore(step: r.state.step, stepSeconds: r.state.stepSeconds ?? 0, optimizerState: r.optimizer,

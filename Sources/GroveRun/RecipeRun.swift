@@ -10,6 +10,12 @@ import GroveTrain
 /// checkpoints, records everything in `output_dir/run.sqlite`, and returns the report as data.
 /// It prints nothing: what happens reaches `observer` as `RunEvent`s.
 ///
+/// Data-parallel (a `communicator` of several ranks): every rank runs this same object on the
+/// same recipe, training on its share of each batch; rank 0 alone holds the output folder's
+/// lock and writes run.sqlite (the others keep theirs in memory), checkpoints and the final
+/// model. A resume reads the checkpoint on every rank, so `output_dir` must be one folder all
+/// ranks see.
+///
 /// ```swift
 /// let run = RecipeRun(recipe: recipe, resume: false) { event in print(event) }
 /// let report = try run.run()
@@ -17,6 +23,9 @@ import GroveTrain
 public final class RecipeRun {
     public let recipe: Recipe
     public let resume: Bool
+    public let communicator: Communicator
+    /// Compare the ranks' weights after every step (`TrainingLoop.checkReplicas`).
+    public var checkReplicas = false
     let observer: (RunEvent) -> Void
     let checkpoints: URL
     let started = Date()
@@ -31,9 +40,10 @@ public final class RecipeRun {
     /// What each stage did, in order (a stage before its substages), for the report.
     private var outcomes: [StageOutcome] = []
 
-    public init(recipe: Recipe, resume: Bool, observer: @escaping (RunEvent) -> Void) {
+    public init(recipe: Recipe, resume: Bool, communicator: Communicator = SingleProcess(), observer: @escaping (RunEvent) -> Void) {
         self.recipe = recipe
         self.resume = resume
+        self.communicator = communicator
         self.observer = observer
         checkpoints = recipe.outputDir.appendingPathComponent("checkpoints")
     }
@@ -55,15 +65,20 @@ public final class RecipeRun {
 
     /// Runs every stage (from the newest checkpoint when resuming) and returns the report.
     public func run() throws -> RunReport {
-        try FileManager.default.createDirectory(at: recipe.outputDir, withIntermediateDirectories: true)
-        let lock = try OutputLock(folder: recipe.outputDir)
+        let writes = communicator.rank == 0
+        if writes { try FileManager.default.createDirectory(at: recipe.outputDir, withIntermediateDirectories: true) }
+        let lock = writes ? try OutputLock(folder: recipe.outputDir) : nil
         defer { withExtendedLifetime(lock) {} }
         if TrainingCheckpoint.latest(under: checkpoints) != nil && !resume {
             throw RunError("\(recipe.outputDir.path) already holds checkpoints of an earlier run: pass --resume to continue it, or remove the folder (or change output_dir) to start over")
         }
         let restored = resume ? try newestUsableCheckpoint() : nil
+        let start = restored?.directory.lastPathComponent ?? "the start"
+        if let (rank, theirs, ours) = communicator.firstDisagreeing(start) {
+            throw DataParallelError("rank \(rank) would resume from \(theirs), rank 0 from \(ours): every rank must see the same output_dir (\(recipe.outputDir.path)), e.g. on a shared filesystem")
+        }
         for t in restored?.state.finishedStages ?? [] { timings[t.stage] = t }
-        store = try RunStore(path: recipe.outputDir.appendingPathComponent("run.sqlite"))
+        store = writes ? try RunStore(path: recipe.outputDir.appendingPathComponent("run.sqlite")) : try RunStore.inMemory()
         // Holding the lock, any run still marked `running` is one whose process died unannounced.
         for id in try store.markStaleRunsKilled() { observer(.warning("run \(id) in run.sqlite had stopped without a word (killed?); marked killed")) }
         runID = try store.beginRun(name: recipe.name, recipePath: recipe.file, recipeText: recipe.text, seed: recipe.seed,
@@ -126,7 +141,8 @@ public final class RecipeRun {
 
     func execute(from restored: ResumePoint?) throws -> RunReport {
         let blas = BLAS.shared
-        observer(.note("Grove \(GroveVersion.string) · \(recipe.name) · seed \(recipe.seed) · BLAS \(blas.coreName), \(blas.threads) threads"))
+        let ranks = communicator.size > 1 ? " · \(communicator.size) ranks" : ""
+        observer(.note("Grove \(GroveVersion.string) · \(recipe.name) · seed \(recipe.seed) · BLAS \(blas.coreName), \(blas.threads) threads\(ranks)"))
         try recipe.checkRows(tokenizer: try recipe.rowTokenizer())
         let trainFile = try JSONLFile(url: recipe.data.train)
         let (model, tokenizer) = try restored.map { ($0.model, $0.tokenizer) } ?? recipe.buildModel(trainFile: trainFile)
@@ -156,8 +172,10 @@ public final class RecipeRun {
             startEvaluation = outcome.end
         }
         let final = recipe.outputDir.appendingPathComponent("final")
-        try model.save(to: final)
-        try tokenizer.save(to: final)
+        if communicator.rank == 0 {
+            try model.save(to: final)
+            try tokenizer.save(to: final)
+        }
         return RunReport(name: recipe.name, heldOut: data.evaluator.examples.count, before: before, stages: outcomes,
                          wallSeconds: elapsed, finalModel: final, database: recipe.outputDir.appendingPathComponent("run.sqlite"))
     }
@@ -186,12 +204,28 @@ public final class RecipeRun {
     /// Writes a checkpoint after `step` of stage `stage`.
     func saveCheckpoint(stage: Int, step: Int, stepSeconds: Double, position: TrainingStream.Position, optimizer: AdamW,
                         model: Transformer, reference: Transformer?) throws {
+        guard communicator.rank == 0 else { return }
         let state = TrainerState(stageIndex: stage, step: step, dataPosition: position, seed: recipe.seed, runID: runID,
                                  stepSeconds: stepSeconds, finishedStages: timings.values.filter { $0.stage < stage }.sorted { $0.stage < $1.stage })
         let dir = try TrainingCheckpoint.save(model: model, tokenizer: tokenizer, optimizer: optimizer, state: state,
                                               reference: reference, under: checkpoints)
         observer(.note("checkpoint: \(dir.path)"))
         try TrainingCheckpoint.prune(under: checkpoints, keep: recipe.keepCheckpoints)
+    }
+}
+
+extension Communicator {
+    /// Refuses a data-parallel start whose ranks run different recipes (file and overrides) or
+    /// Grove versions, naming the first rank that differs from rank 0.
+    public func requireSameRun(recipeText: String, overrides: [String]) throws {
+        if let (rank, theirs, ours) = firstDisagreeing(GroveVersion.string) {
+            throw DataParallelError("rank \(rank) runs Grove \(theirs), rank 0 Grove \(ours): every rank must run the same Grove build")
+        }
+        var hash = FNV1a()
+        for byte in ([recipeText] + overrides).joined(separator: "\u{0}").utf8 { hash.add(byte) }
+        if let (rank, theirs, ours) = firstDisagreeing(hash.hex) {
+            throw DataParallelError("rank \(rank) runs another recipe than rank 0 (recipe text and --set overrides hash to \(theirs), rank 0's to \(ours)): every rank must run the same recipe")
+        }
     }
 }
 

@@ -29,7 +29,7 @@ public struct SFTControl: Stage {
             }
             return try Transformer.load(from: dir)
         }
-        try context.model.save(to: dir)
+        if context.communicator.rank == 0 { try context.model.save(to: dir) }
         return context.model.clone()
     }
 
@@ -40,7 +40,8 @@ public struct SFTControl: Stage {
             throw RunError("sft_control of stage \(grpoStage): the step time of stage \(source.index) (sft) is unknown (a checkpoint written by an older Grove?)")
         }
         var config = source.stage.config
-        config.steps = max(1, Int((grpoSeconds / timing.secondsPerStep).rounded()))
+        // Rank 0's clock decides for every rank of a data-parallel run: they must run the same steps.
+        config.steps = Int(context.communicator.fromRankZero([Double(max(1, Int((grpoSeconds / timing.secondsPerStep).rounded())))])[0])
         config.schedule = config.schedule.stretched(from: source.stage.config.steps, to: config.steps)
         config.evalEvery = 0
         config.checkpointEvery = 0
@@ -51,7 +52,7 @@ public struct SFTControl: Stage {
     public func dataNeeds(_ recipe: Recipe) -> [DataNeed] { [DataNeed(file: nil, completion: true, checkerFields: false)] }
 
     public func run(_ context: StageContext) throws {
-        try SFTTrainer(model: context.model, data: context.stream(maxLength: config.maxLength), config: config)
+        try SFTTrainer(model: context.model, data: context.stream(maxLength: config.maxLength), config: config, communicator: context.communicator)
             .train(onEvent: context.log.handle)
     }
 }

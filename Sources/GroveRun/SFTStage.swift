@@ -38,7 +38,7 @@ public struct SFTStage: RecipeStage {
 
     public func run(_ context: StageContext) throws {
         let stream = context.stream(maxLength: config.maxLength)
-        let trainer = SFTTrainer(model: context.model, data: stream, config: config)
+        let trainer = SFTTrainer(model: context.model, data: stream, config: config, communicator: context.communicator)
         if let r = context.resume {
             try trainer.restore(step: r.state.step, stepSeconds: r.state.stepSeconds ?? 0, optimizerState: r.optimizer,
                                 dataPosition: r.state.dataPosition)

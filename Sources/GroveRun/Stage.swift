@@ -90,6 +90,9 @@ public final class StageContext {
         self.data = data; self.resume = resume; self.log = log; self.run = run
     }
 
+    /// The ranks of a data-parallel run (one process: `SingleProcess`).
+    public var communicator: Communicator { run.communicator }
+
     /// The stage's seed: the run's, offset by the stage's position.
     public var seed: UInt64 { recipe.seed &+ UInt64(index) }
 
@@ -103,6 +106,7 @@ public final class StageContext {
     /// and a checkpoint of the model, optimizer, data position and (GRPO) reference model.
     public func attach(_ loop: TrainingLoop, position: @escaping () -> TrainingStream.Position, reference: @escaping () -> Transformer? = { nil }) {
         loop.evaluate = { [data, model] _ in data.evaluator.evaluate(model).metrics }
+        loop.checkReplicas = run.checkReplicas
         loop.checkpoint = { [self] step in
             try run.saveCheckpoint(stage: index, step: step, stepSeconds: loop.stepSeconds, position: position(),
                                    optimizer: loop.optimizer, model: model, reference: reference())

@@ -32,8 +32,16 @@ public struct RunRecord {
 public final class RunStore {
     public let database: SQLiteDatabase
 
-    public init(path: URL) throws {
-        database = try SQLiteDatabase(path: path.path)
+    public convenience init(path: URL) throws {
+        try self.init(sqlitePath: path.path)
+    }
+
+    /// A store that lives in memory and vanishes with the process (a data-parallel run's other
+    /// ranks: they run the same code as rank 0, which alone writes run.sqlite).
+    public static func inMemory() throws -> RunStore { try RunStore(sqlitePath: ":memory:") }
+
+    init(sqlitePath: String) throws {
+        database = try SQLiteDatabase(path: sqlitePath)
         try migrate()
     }
 

@@ -1,3 +1,4 @@
+import CGroveKernels
 import Foundation
 
 /// Splits loops across cores: GEMM blocks (`BLAS.sgemm`), attention heads, elementwise kernels.
@@ -5,10 +6,11 @@ import Foundation
 /// The one thread pool of the process (OpenBLAS itself runs single-threaded, see BLAS.swift).
 /// Chunks are contiguous so each thread streams its own memory.
 public enum Parallel {
-    /// Worker count: `GROVE_NUM_THREADS` if set, else the active processor count.
+    /// Worker count: `GROVE_NUM_THREADS` if set, else the cores this process may use (its CPU
+    /// affinity: under `mpirun`, which binds each rank to a core by default, one per rank).
     nonisolated(unsafe) public static var threads: Int = {
         if let v = getenv("GROVE_NUM_THREADS").flatMap({ Int(String(cString: $0)) }), v > 0 { return v }
-        return ProcessInfo.processInfo.activeProcessorCount
+        return Int(grove_usable_cpus())
     }()
 
     /// Marks threads that already run one shard of a parallel job (see `serially`).

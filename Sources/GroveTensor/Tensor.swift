@@ -138,6 +138,9 @@ public final class Tensor {
         return Array(UnsafeBufferPointer(start: g.base + offset, count: count))
     }
 
+    /// Whether a gradient buffer exists (a gradient has arrived since the last `dropGrad`).
+    public var hasGradient: Bool { gradStorage != nil }
+
     /// Sets the gradient to zero (keeping its buffer).
     public func zeroGrad() {
         if let g = gradStorage { (g.base + offset).update(repeating: 0, count: count) }

@@ -81,11 +81,16 @@ public final class GRPOTrainer {
     public var step: Int { loop.step }
     public var optimizer: AdamW { loop.optimizer }
 
-    public init(policy: Transformer, tokenizer: Tokenizer, prompts: TrainingStream, rewards: WeightedRewards, config: GRPOConfig, seed: UInt64) {
-        objective = GRPOObjective(policy: policy, tokenizer: tokenizer, prompts: prompts, rewards: rewards, config: config, seed: seed)
+    /// With a `communicator` of several ranks, each samples, scores and trains on its share of
+    /// every step's groups (`GRPOObjective`).
+    public init(policy: Transformer, tokenizer: Tokenizer, prompts: TrainingStream, rewards: WeightedRewards, config: GRPOConfig, seed: UInt64,
+                communicator: Communicator = SingleProcess()) {
+        objective = GRPOObjective(policy: policy, tokenizer: tokenizer, prompts: prompts, rewards: rewards, config: config, seed: seed,
+                                  communicator: communicator)
         loop = TrainingLoop(objective: objective, settings: LoopSettings(
             steps: config.steps, learningRate: config.learningRate, schedule: config.schedule, weightDecay: config.weightDecay,
-            betas: config.betas, maxGradNorm: config.maxGradNorm, evalEvery: config.evalEvery, checkpointEvery: config.checkpointEvery))
+            betas: config.betas, maxGradNorm: config.maxGradNorm, evalEvery: config.evalEvery, checkpointEvery: config.checkpointEvery),
+            communicator: communicator)
     }
 
     /// Restores step, step time, optimizer, prompt position and reference weights from a checkpoint.
@@ -108,6 +113,12 @@ public final class GRPOTrainer {
 
 /// A GRPO step in three parts: collect rollouts (sample, score, advantages), optimise (the
 /// clipped objective over length-sorted micro-batches, μ times), and the step's metrics.
+///
+/// Data-parallel: every rank reads the same prompts; rank r samples and scores prompts
+/// r, r + size, … (a group never splits) and all ranks exchange the scored completions, so each
+/// holds the whole step's rollouts, advantages and loss normaliser, as one process would. Each then
+/// trains on its share of the groups, balanced by completion tokens; the loop sums the gradients,
+/// `finishStep` the metrics.
 final class GRPOObjective: TrainingObjective {
     let model: Transformer
     private(set) var reference: Transformer?
@@ -116,11 +127,13 @@ final class GRPOObjective: TrainingObjective {
     let rewards: WeightedRewards
     let config: GRPOConfig
     let seed: UInt64
+    let communicator: Communicator
     var stream: TrainingStream { prompts }
 
-    init(policy: Transformer, tokenizer: Tokenizer, prompts: TrainingStream, rewards: WeightedRewards, config: GRPOConfig, seed: UInt64) {
+    init(policy: Transformer, tokenizer: Tokenizer, prompts: TrainingStream, rewards: WeightedRewards, config: GRPOConfig, seed: UInt64,
+         communicator: Communicator) {
         model = policy; self.tokenizer = tokenizer; self.prompts = prompts; self.rewards = rewards
-        self.config = config; self.seed = seed
+        self.config = config; self.seed = seed; self.communicator = communicator
         // β = 0 loads no reference model; with LoRA the reference is the base, the policy with
         // its adapter switched off, so there is no second copy either.
         precondition(policy.adapter == nil || config.refreshReferenceEvery == 0, "GRPO: with LoRA the reference is the base and cannot be refreshed")
@@ -159,7 +172,12 @@ final class GRPOObjective: TrainingObjective {
         entropy = (0, 0)
         // With β = 0 a completion whose advantage is 0 adds exactly nothing to the loss or its
         // gradient (−min(ρ·0, clip(ρ)·0) = 0), so it only counts in the normaliser.
-        let trained = config.loss.beta == 0 ? records.filter { $0.advantage != 0 } : records
+        var trained = config.loss.beta == 0 ? records.filter { $0.advantage != 0 } : records
+        if communicator.size > 1 {  // this rank's groups, balanced by completion tokens
+            let groups = Dictionary(grouping: trained.indices, by: { trained[$0].group }).sorted { $0.key < $1.key }.map(\.value)
+            trained = communicator.balancedShare(groups.map { $0.reduce(0) { $0 + trained[$1].completion.ids.count } })
+                .flatMap { groups[$0].map { trained[$0] } }
+        }
         let pad = Int32(tokenizer.padTokenId ?? 0)
         let promptTokens = Set(trained.map(\.completion.promptIds)).reduce(0) { $0 + $1.count }
         parts = lengthSortedMicroBatches(lengths: trained.map { $0.completion.ids.count }, tokenBudget: config.microBatchTokens,
@@ -184,15 +202,17 @@ final class GRPOObjective: TrainingObjective {
         repeat {
             let rows = prompts.nextRows(config.promptsPerStep - out.records.count / config.groupSize)
             let examples = try rows.map { try prompts.prompt($0) }
+            let mine = communicator.share(rows.count)
             let g0 = now()
             let engine = RolloutEngine(model: model, tokenizer: tokenizer, options: config.sampling, stopStrings: config.stopStrings)
-            let completions = engine.rollouts(prompts: examples.map(\.prompt), promptIds: rows, groupSize: config.groupSize,
-                                              seed: seed, step: step * 16 + rounds)
+            let sampled = engine.rollouts(prompts: mine.map { examples[$0].prompt }, promptIds: mine.map { rows[$0] },
+                                          groupSize: config.groupSize, seed: seed, step: step * 16 + rounds).map { $0.inGroup(mine[$0.group]) }
             let s0 = now()
             out.generateSeconds += s0 - g0
-            let inputs = completions.map { RewardInput(prompt: examples[$0.group].prompt, completion: $0.text, completionIds: $0.ids,
-                                                       row: examples[$0.group].row) }
-            let (perFunction, _) = try rewards.score(inputs)
+            let inputs = sampled.map { RewardInput(prompt: examples[$0.group].prompt, completion: $0.text, completionIds: $0.ids,
+                                                   row: examples[$0.group].row) }
+            let scores = inputs.isEmpty ? [] : try rewards.score(inputs).perFunction
+            let (completions, perFunction) = communicator.size == 1 ? (sampled, scores) : communicator.exchange(sampled, scores: scores)
             out.scoreSeconds += now() - s0
             let totals = GroupAdvantage.totalRewards(perFunction, weights: rewards.weights)
             let rowJSON = examples.map { e in
@@ -249,6 +269,7 @@ final class GRPOObjective: TrainingObjective {
     /// 3. The step's metrics, named as TRL logs them.
     func finishStep(_ outcome: StepOutcome) -> StepReport {
         if config.refreshReferenceEvery > 0, outcome.step % config.refreshReferenceEvery == 0 { reference?.copyWeights(from: model) }
+        if communicator.size > 1 { (lossMetrics, entropy) = communicator.merge(lossMetrics, entropy: entropy) }
         let records = rollouts.records
         // The rows left out: no clipped tokens, so the metrics are those of the whole batch.
         let skippedTokens = normalizer.tokens - lossMetrics.tokens

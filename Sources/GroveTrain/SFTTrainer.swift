@@ -64,11 +64,13 @@ public final class SFTTrainer {
     public var step: Int { loop.step }
     public var optimizer: AdamW { loop.optimizer }
 
-    public init(model: Transformer, data: TrainingStream, config: SFTConfig) {
+    /// With a `communicator` of several ranks, each trains on its share of every batch (`SFTObjective`).
+    public init(model: Transformer, data: TrainingStream, config: SFTConfig, communicator: Communicator = SingleProcess()) {
         self.model = model
         self.data = data
         self.config = config
-        loop = TrainingLoop(objective: SFTObjective(model: model, data: data, config: config), settings: config.loopSettings)
+        loop = TrainingLoop(objective: SFTObjective(model: model, data: data, config: config, communicator: communicator),
+                            settings: config.loopSettings, communicator: communicator)
     }
 
     /// Restores the step count, step time, optimizer moments and data position of a checkpoint.
@@ -96,16 +98,19 @@ extension SFTConfig {
 }
 
 /// SFT's step: the next batch, split into length-sorted micro-batches whose gradients add up to
-/// the whole batch's mean NLL.
+/// the whole batch's mean NLL. In a data-parallel run every rank reads the whole batch (so the
+/// normaliser, the whole batch's target count, needs no message) and trains on its share,
+/// balanced by tokens (`Communicator.balancedShare`); the loop sums the ranks' gradients.
 final class SFTObjective: TrainingObjective {
     let model: Transformer
     let data: TrainingStream
     let config: SFTConfig
+    let communicator: Communicator
     var stream: TrainingStream { data }
     private var examples: [TokenizedExample] = []
 
-    init(model: Transformer, data: TrainingStream, config: SFTConfig) {
-        self.model = model; self.data = data; self.config = config
+    init(model: Transformer, data: TrainingStream, config: SFTConfig, communicator: Communicator) {
+        self.model = model; self.data = data; self.config = config; self.communicator = communicator
     }
 
     func prepareBatch(step: Int) throws -> Int {
@@ -116,7 +121,8 @@ final class SFTObjective: TrainingObjective {
     func accumulateGradients(update: Int) throws -> Double {
         let targetTotal = examples.reduce(0) { $0 + max($1.tokens.count - max($1.promptLength, 1), 0) }
         var lossSum: Double = 0
-        for part in SFTTrainer.microBatches(examples, size: config.microBatchSize) {
+        let mine = communicator.balancedShare(examples.map(\.tokens.count)).map { examples[$0] }
+        for part in SFTTrainer.microBatches(mine, size: config.microBatchSize) {
             let micro = SFTBatch(part, padToken: data.padToken)
             let logits = model.forward(tokens: micro.tokens, batch: micro.batch)
             // Σ over this micro-batch's targets of −log p, divided by the whole batch's count.

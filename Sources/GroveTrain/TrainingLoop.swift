@@ -14,9 +14,10 @@ protocol TrainingObjective: AnyObject {
     /// and returns how many optimizer updates it gets (GRPO's μ, or 0 with no rollouts).
     func prepareBatch(step: Int) throws -> Int
     /// Adds ∂loss/∂θ of update `update` on the prepared batch into the parameters' gradients
-    /// (zeroed by the loop) and returns the loss.
+    /// (zeroed by the loop) and returns the loss (a data-parallel rank: its share's part of it).
     func accumulateGradients(update: Int) throws -> Double
-    /// The finished step's report: its metrics, and for GRPO its rollouts.
+    /// The finished step's report: its metrics, and for GRPO its rollouts. In a data-parallel
+    /// run every rank calls it and gets the whole batch's report.
     func finishStep(_ outcome: StepOutcome) -> StepReport
 }
 
@@ -73,11 +74,17 @@ public struct LoopSettings {
 /// updates the loop zeroes the gradients, has the objective accumulate them, clips their
 /// norm, refuses a non-finite loss or gradient, and steps AdamW at the scheduled rate.
 ///
-/// A data-parallel run all-reduces the gradients between `accumulateGradients` and the clip.
+/// A data-parallel run (`communicator.size > 1`) sums the ranks' gradients and losses between
+/// `accumulateGradients` and the clip, so each rank clips and steps on the whole batch's gradient.
 public final class TrainingLoop {
     let objective: TrainingObjective
     public let settings: LoopSettings
     public let optimizer: AdamW
+    let communicator: Communicator
+    private let allReduce: GradientAllReduce?
+    /// Compare a checksum of the weights across ranks after every step, and stop at the first
+    /// difference (a debugging aid: it reads every weight each step).
+    public var checkReplicas = false
     /// Steps done.
     public private(set) var step = 0
     /// Wall time of the steps done, over this process and any run it resumed.
@@ -87,9 +94,11 @@ public final class TrainingLoop {
     /// Saves a checkpoint after a step.
     public var checkpoint: ((Int) throws -> Void)?
 
-    init(objective: TrainingObjective, settings: LoopSettings) {
+    init(objective: TrainingObjective, settings: LoopSettings, communicator: Communicator) {
         self.objective = objective
         self.settings = settings
+        self.communicator = communicator
+        allReduce = communicator.size > 1 ? GradientAllReduce(communicator: communicator, parameters: objective.model.parameters) : nil
         optimizer = AdamW(parameters: objective.model.decayGroups, beta1: settings.betas.0, beta2: settings.betas.1,
                           weightDecay: settings.weightDecay)
     }
@@ -126,7 +135,8 @@ public final class TrainingLoop {
             var loss = 0.0, gradNorm: Float = 0
             for update in 0..<updates {
                 for p in params { p.zeroGrad() }
-                let l = try objective.accumulateGradients(update: update)
+                var l = try objective.accumulateGradients(update: update)
+                if let allReduce { l = allReduce(loss: l) }
                 let norm = clipGradNorm(params, maxNorm: settings.maxGradNorm)
                 guard l.isFinite, norm.isFinite else {
                     throw TrainingError.nonFinite(step: step + 1, what: l.isFinite ? "gradient norm" : "loss",
@@ -143,6 +153,9 @@ public final class TrainingLoop {
             // other buffers (the rollouts' decode copy of the weights); refilled with zeros on first use.
             for p in params { p.dropGrad() }
             step += 1
+            if checkReplicas, let (rank, theirs, ours) = communicator.firstDisagreeing(weightsChecksum(params)) {
+                throw DataParallelError("after step \(step) rank \(rank) holds other weights than rank 0 (checksum \(theirs), rank 0 \(ours))")
+            }
             let seconds = now() - started
             stepSeconds += seconds
             let report = objective.finishStep(StepOutcome(step: step, learningRate: lr, loss: loss, gradNorm: gradNorm,

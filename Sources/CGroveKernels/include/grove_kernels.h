@@ -77,4 +77,7 @@ void *grove_alloc(size_t bytes);
 /// Returns a block from `grove_alloc` of the same `bytes`.
 void grove_free(void *block, size_t bytes);
 
+/// The cores this process may run on (its CPU affinity), at least 1.
+int grove_usable_cpus(void);
+
 #endif
