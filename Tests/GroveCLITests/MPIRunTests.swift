@@ -35,10 +35,10 @@ final class MPIRunTests: XCTestCase {
 
     /// A tiny recipe: SFT, then GRPO whose rewards vary within groups (a digit anywhere; few
     /// repeated tokens), a KL term, dynamic sampling, and 3 prompts per step so the ranks' shares differ.
-    func recipe(sftSteps: Int = 4, grpoSteps: Int = 3) throws -> String {
+    func recipe(sftSteps: Int = 4, grpoSteps: Int = 3, rewards: String = #"[{regex: {pattern: "[0-9]"}}, {repetition: {n: 1}}]"#) throws -> String {
         let grpo = """
           - grpo: {steps: \(grpoSteps), prompts_per_step: 3, group_size: 4, max_new_tokens: 8, lr: 1e-3, beta: 0.04, dynamic_sampling: 1, checkpoint_every: 2,
-                   rewards: [{regex: {pattern: "[0-9]"}}, {repetition: {n: 1}}]}
+                   rewards: \(rewards)}
         """
         let text = """
         name: tiny-mpi
@@ -177,6 +177,17 @@ final class MPIRunTests: XCTestCase {
         XCTAssertNotEqual(run.status, 0)
         XCTAssertTrue(run.output.contains("rank 1 runs another recipe than rank 0"), run.output)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/run.sqlite"), "refused before run.sqlite was written")
+    }
+
+    /// A rank whose step fails (here its reward program, on rank 1 only) ends the job at once,
+    /// its message naming it, while rank 0 waits for its rollouts.
+    func testFailingRankStopsTheJobNamingItself() throws {
+        let command = "test $OMPI_COMM_WORLD_RANK != 1 || { echo broken on purpose >&2; exit 3; }; while read -r line; do echo 0.5; done"
+        let r = try recipe(sftSteps: 2, grpoSteps: 3, rewards: "[{external: {command: \"\(command)\"}}]")
+        let run = try mpi(2, ["run", r, "--set", "output_dir=\(work.appendingPathComponent("failing").path)"])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.output.contains("grove: rank 1 of 2 stopped the job: reward 'external'"), run.output)
+        XCTAssertTrue(run.output.contains("broken on purpose"), run.output)
     }
 
     /// A rank killed mid-run stops the others (no hang); mpirun's message names it, and rank 0
