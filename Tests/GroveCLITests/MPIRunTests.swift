@@ -35,7 +35,10 @@ final class MPIRunTests: XCTestCase {
 
     /// A tiny recipe: SFT, then GRPO whose rewards vary within groups (a digit anywhere; few
     /// repeated tokens), a KL term, dynamic sampling, and 3 prompts per step so the ranks' shares differ.
-    func recipe(sftSteps: Int = 4, grpoSteps: Int = 3, rewards: String = #"[{regex: {pattern: "[0-9]"}}, {repetition: {n: 1}}]"#) throws -> String {
+    static let tinyModel = "{init: {model_type: llama, hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 64, max_position_embeddings: 128}, tokenizer: {train: {vocab_size: 300}}}"
+
+    func recipe(sftSteps: Int = 4, grpoSteps: Int = 3, rewards: String = #"[{regex: {pattern: "[0-9]"}}, {repetition: {n: 1}}]"#,
+                model: String = MPIRunTests.tinyModel) throws -> String {
         let grpo = """
           - grpo: {steps: \(grpoSteps), prompts_per_step: 3, group_size: 4, max_new_tokens: 8, lr: 1e-3, beta: 0.04, dynamic_sampling: 1, checkpoint_every: 2,
                    rewards: \(rewards)}
@@ -44,9 +47,7 @@ final class MPIRunTests: XCTestCase {
         name: tiny-mpi
         seed: 3
         output_dir: \(work.appendingPathComponent("unset").path)
-        model:
-          init: {model_type: llama, hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 64, max_position_embeddings: 128}
-          tokenizer: {train: {vocab_size: 300}}
+        model: \(model)
         data: {train: Datasets/arithmetic/eval.jsonl, eval_size: 8, task: arithmetic}
         stages:
           - sft: {steps: \(sftSteps), batch_size: 7, micro_batch_size: 2, lr: 3e-3, max_length: 96, checkpoint_every: 2}
@@ -116,7 +117,18 @@ final class MPIRunTests: XCTestCase {
 
     /// Two ranks give one process's losses, metrics, rollouts and final weights; only rank 0 writes.
     func testTwoRanksMatchOneProcess() throws {
-        let r = try recipe()
+        try assertTwoRanksMatchOneProcess(try recipe()) { try Transformer.load(from: $0) }
+    }
+
+    /// The same with a LoRA adapter (its dropout off: with it, each rank draws its own masks).
+    func testTwoRanksMatchOneProcessWithLoRA() throws {
+        let base = LoRARunTests.base
+        try assertTwoRanksMatchOneProcess(try recipe(model: "{path: \(base.path), lora: {r: 4, alpha: 8, target_modules: [q_proj, v_proj, down_proj]}}")) {
+            try Transformer.load(adapter: $0, base: base)
+        }
+    }
+
+    func assertTwoRanksMatchOneProcess(_ r: String, load: (URL) throws -> Transformer) throws {
         let one = work.appendingPathComponent("one"), two = work.appendingPathComponent("two")
         let single = try launch(grove, ["run", r, "--set", "output_dir=\(one.path)"])
         XCTAssertEqual(single.status, 0, single.output)
@@ -139,7 +151,8 @@ final class MPIRunTests: XCTestCase {
         XCTAssertEqual(try stored(two), reference)
         XCTAssertEqual(try RunStore(path: two.appendingPathComponent("run.sqlite")).runs().count, 1, "rank 1 wrote no run of its own")
 
-        let a = try Transformer.load(from: two.appendingPathComponent("final")), b = try Transformer.load(from: one.appendingPathComponent("final"))
+        let a = try load(two.appendingPathComponent("final")), b = try load(one.appendingPathComponent("final"))
+        XCTAssertEqual(a.trainableParameters.map(\.0), b.trainableParameters.map(\.0))
         for ((name, x), (_, y)) in zip(a.trainableParameters, b.trainableParameters) {
             let diff = zip(x.values, y.values).map { abs($0 - $1) }.max() ?? 0
             XCTAssertLessThan(diff, 1e-5, "final \(name)")
