@@ -48,11 +48,11 @@ final class MPIRunTests: XCTestCase {
         seed: 3
         output_dir: \(work.appendingPathComponent("unset").path)
         model: \(model)
-        data: {train: Datasets/arithmetic/eval.jsonl, eval_size: 8, task: arithmetic}
+        data: {train: Datasets/arithmetic/eval.jsonl, eval_size: 70, task: arithmetic}
         stages:
           - sft: {steps: \(sftSteps), batch_size: 7, micro_batch_size: 2, lr: 3e-3, max_length: 96, checkpoint_every: 2}
         \(grpoSteps > 0 ? grpo : "")
-        eval: {samples: 4, max_new_tokens: 8}
+        eval: {samples: 70, max_new_tokens: 8}  # two batches of the evaluator's 64: one per rank
         """
         let file = work.appendingPathComponent("tiny-\(UUID().uuidString).yaml")
         try text.write(to: file, atomically: true, encoding: .utf8)
@@ -137,7 +137,8 @@ final class MPIRunTests: XCTestCase {
         XCTAssertTrue(pair.output.contains("2 ranks"), pair.output)
 
         for (stage, name) in [("0:sft", "train/loss"), ("0:sft", "train/grad_norm"), ("1:grpo", "loss"), ("1:grpo", "grad_norm"),
-                              ("1:grpo", "kl"), ("1:grpo", "entropy"), ("1:grpo", "reward"), ("1:grpo", "eval/loss")] {
+                              ("1:grpo", "kl"), ("1:grpo", "entropy"), ("1:grpo", "reward"), ("0:sft", "eval/loss"), ("1:grpo", "eval/loss"),
+                              ("1:grpo", "eval/accuracy")] {
             assertClose(try metric(two, stage, name), try metric(one, stage, name), "\(stage) \(name)")
         }
         XCTAssertGreaterThan(try metric(one, "1:grpo", "grad_norm").max() ?? 0, 0, "GRPO had signal to train on")
