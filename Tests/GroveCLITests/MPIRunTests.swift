@@ -76,7 +76,7 @@ final class MPIRunTests: XCTestCase {
         env["GROVE_CHECK_REPLICAS"] = "1"
         process.environment = env
         let log = work.appendingPathComponent("log-\(UUID().uuidString).txt")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        XCTAssertTrue(FileManager.default.createFile(atPath: log.path, contents: nil))
         let handle = try FileHandle(forWritingTo: log)
         process.standardOutput = handle
         process.standardError = handle
