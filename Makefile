@@ -5,8 +5,8 @@ GROVE := .build/release/grove
 
 .PHONY: setup build test quickstart doctor bench bench-compare report-screenshot clean
 
-# Debian packages Grove links or loads at run time, and the sqlite3 shell for the README's queries of
-# run.sqlite; installed only when missing.
+# Debian packages Grove links or loads at run time (Open MPI only under `mpirun -np N grove run`; its tests
+# need mpirun), and the sqlite3 shell for the README's queries of run.sqlite; installed only when missing.
 setup:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

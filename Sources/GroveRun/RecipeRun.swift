@@ -151,7 +151,7 @@ public final class RecipeRun {
         if let lora = model.adapter {
             observer(.note("LoRA: r \(lora.r), alpha \(lora.alpha), on \(lora.targetModules.joined(separator: ", ")): \(model.parameters.reduce(0) { $0 + $1.count }.formatted()) trainable parameters"))
         }
-        let data = try RunData(recipe: recipe, trainFile: trainFile, tokenizer: tokenizer)
+        let data = try RunData(recipe: recipe, trainFile: trainFile, tokenizer: tokenizer, communicator: communicator)
         observer(.note("data: \(data.trainRows.count) training rows, \(data.evaluator.examples.count) held-out"))
 
         var before: EvalMetrics?

@@ -12,7 +12,7 @@ public struct RunData {
     public let evaluator: Evaluator
 
     /// Training rows and the held-out evaluator (a separate file, or a seeded split).
-    init(recipe: Recipe, trainFile: JSONLFile, tokenizer: Tokenizer) throws {
+    init(recipe: Recipe, trainFile: JSONLFile, tokenizer: Tokenizer, communicator: Communicator) throws {
         self.trainFile = trainFile
         var trainRows = Array(0..<trainFile.count)
         let evalFile: JSONLFile, evalRows: [Int]
@@ -33,6 +33,7 @@ public struct RunData {
                                   maxLength: recipe.stages.map(\.maxSequenceLength).max() ?? 256,
                                   isCorrect: task.map { t in { completion, ex in t.isCorrect(completion, row: ex.row) } })
         evaluator.passK = recipe.eval.passK
+        evaluator.communicator = communicator
         self.evaluator = evaluator
     }
 }

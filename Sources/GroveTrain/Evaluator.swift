@@ -21,6 +21,9 @@ public struct Evaluator {
     public var batchSize = 64
     /// Samples per problem for `eval/pass@k`; 0: not measured.
     public var passK = 0
+    /// The ranks of a data-parallel run: rank r evaluates batches r, r + size, … (the same
+    /// batches one process forms, so the same greedy answers) and the ranks exchange the results.
+    public var communicator: Communicator = SingleProcess()
 
     public init(examples: [Example], tokenizer: Tokenizer, maxNewTokens: Int, maxLength: Int,
                 isCorrect: ((String, Example) -> Bool)?) {
@@ -41,17 +44,12 @@ public struct Evaluator {
             var metrics: [String: Double] = [:]
             if let loss = heldOutLoss(model) { metrics["eval/loss"] = loss }
             guard let isCorrect else { return (EvalMetrics(metrics), []) }
-            var samples: [Sample] = []
-            for start in stride(from: 0, to: examples.count, by: batchSize) {
-                let chunk = Array(examples[start..<min(start + batchSize, examples.count)])
-                let prompts = chunk.map { tokenizer.encode($0.prompt).map(Int32.init) }
-                let outputs = model.generate(prompts: prompts, maxNewTokens: maxNewTokens, temperature: 0, seed: 0,
-                                             stopTokens: stopTokens)
-                for (ex, out) in zip(chunk, outputs) {
-                    let text = tokenizer.decode(out.map(Int.init), skipSpecialTokens: true)
-                    samples.append(Sample(example: ex, completion: text, correct: isCorrect(text, ex)))
-                }
+            let texts = eachBatch(of: batchSize) { range in
+                let prompts = examples[range].map { tokenizer.encode($0.prompt).map(Int32.init) }
+                return model.generate(prompts: prompts, maxNewTokens: maxNewTokens, temperature: 0, seed: 0, stopTokens: stopTokens)
+                    .map { tokenizer.decode($0.map(Int.init), skipSpecialTokens: true) }
             }
+            let samples = zip(examples, texts).map { ex, text in Sample(example: ex, completion: text, correct: isCorrect(text, ex)) }
             Evaluator.record(samples, as: "eval/accuracy", into: &metrics)
             if passK > 0 { Evaluator.record(passAtK(model, isCorrect: isCorrect), as: "eval/pass@\(passK)", into: &metrics) }
             return (EvalMetrics(metrics), samples)
@@ -72,20 +70,31 @@ public struct Evaluator {
     /// is. The completion kept is the first correct sample, else the first.
     func passAtK(_ model: Transformer, isCorrect: (String, Example) -> Bool) -> [Sample] {
         let options = SamplingOptions(temperature: 1, maxNewTokens: maxNewTokens, stopTokens: stopTokens)
-        let perBatch = max(1, batchSize / passK)
-        var verdicts: [Sample] = []
-        for start in stride(from: 0, to: examples.count, by: perBatch) {
-            let chunk = Array(examples[start..<min(start + perBatch, examples.count)])
-            let prompts = chunk.flatMap { ex in Array(repeating: tokenizer.encode(ex.prompt).map(Int32.init), count: passK) }
-            let rngs = chunk.indices.flatMap { i in (0..<passK).map { SeededRandom(seed: 0, streams: [UInt64(start + i), UInt64($0)]) } }
-            let outputs = model.generate(prompts: prompts, options: options, rngs: rngs)
-            for (i, ex) in chunk.enumerated() {
-                let texts = outputs[i * passK..<(i + 1) * passK].map { tokenizer.decode($0.tokens.map(Int.init), skipSpecialTokens: true) }
-                let hit = texts.first { isCorrect($0, ex) }
-                verdicts.append(Sample(example: ex, completion: hit ?? texts[0], correct: hit != nil))
-            }
+        let texts = eachBatch(of: max(1, batchSize / passK)) { range in
+            let prompts = examples[range].flatMap { ex in Array(repeating: tokenizer.encode(ex.prompt).map(Int32.init), count: passK) }
+            let rngs = range.flatMap { i in (0..<passK).map { SeededRandom(seed: 0, streams: [UInt64(i), UInt64($0)]) } }
+            return model.generate(prompts: prompts, options: options, rngs: rngs).map { tokenizer.decode($0.tokens.map(Int.init), skipSpecialTokens: true) }
         }
-        return verdicts
+        return examples.indices.map { i in
+            let mine = texts[i * passK..<(i + 1) * passK]
+            let hit = mine.first { isCorrect($0, examples[i]) }
+            return Sample(example: examples[i], completion: hit ?? mine[mine.startIndex], correct: hit != nil)
+        }
+    }
+
+    /// `work` on every batch of `size` examples, in order, its results joined; in a data-parallel
+    /// run this rank does its share of the batches and the ranks exchange their texts.
+    func eachBatch(of size: Int, _ work: (Range<Int>) -> [String]) -> [String] {
+        let batches = stride(from: 0, to: examples.count, by: size).map { $0..<min($0 + size, examples.count) }
+        guard communicator.size > 1 else { return batches.flatMap(work) }
+        var done: [Int: [String]] = [:]
+        for b in communicator.share(batches.count) { done[b] = work(batches[b]) }
+        // Encoding strings and decoding what this program encoded cannot fail.
+        let mine = try! JSONEncoder().encode(done)
+        for bytes in communicator.allGather(Array(mine)) {
+            done.merge(try! JSONDecoder().decode([Int: [String]].self, from: Data(bytes))) { a, _ in a }
+        }
+        return batches.indices.flatMap { done[$0]! }
     }
 
     /// Generation stops at the tokenizer's end-of-sequence token, greedy or sampled.
@@ -103,14 +112,17 @@ public struct Evaluator {
         let scored = examples.filter { !$0.completion.isEmpty }
         guard !scored.isEmpty else { return nil }
         var total = 0.0, count = 0
-        for start in stride(from: 0, to: scored.count, by: batchSize) {
-            let batch = SFTBatch(scored[start..<min(start + batchSize, scored.count)].map {
+        // A data-parallel rank: its share of the batches, the sums added over ranks.
+        let starts = Array(stride(from: 0, to: scored.count, by: batchSize))
+        for b in communicator.share(starts.count) {
+            let batch = SFTBatch(scored[starts[b]..<min(starts[b] + batchSize, scored.count)].map {
                 TokenizedExample($0, tokenizer: tokenizer, eos: eos, maxLength: maxLength)
             }, padToken: pad)
             let logp = tokenLogProbs(model.forward(tokens: batch.tokens, batch: batch.batch), targets: batch.targets)
             for i in 0..<logp.count where batch.targets[i] >= 0 { total -= Double(logp.data[i]) }
             count += batch.targetCount
         }
-        return count == 0 ? 0 : total / Double(count)
+        let sums = communicator.sum([total, Double(count)])
+        return sums[1] == 0 ? 0 : sums[0] / sums[1]
     }
 }

@@ -123,7 +123,8 @@ public final class TrainingLoop {
         while step < settings.steps {
             let started = now()
             let position = objective.stream.position
-            objective.model.seedDropout(step: step)
+            // Each rank draws its own LoRA dropout masks (one process: the step's stream, as before).
+            objective.model.seedDropout(step: step * communicator.size + communicator.rank)
             let updates: Int
             do { updates = try objective.prepareBatch(step: step) } catch {
                 objective.stream.seek(to: position)  // the checkpoint resumes at this step's batch

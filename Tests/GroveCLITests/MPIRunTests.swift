@@ -35,23 +35,24 @@ final class MPIRunTests: XCTestCase {
 
     /// A tiny recipe: SFT, then GRPO whose rewards vary within groups (a digit anywhere; few
     /// repeated tokens), a KL term, dynamic sampling, and 3 prompts per step so the ranks' shares differ.
-    func recipe(sftSteps: Int = 4, grpoSteps: Int = 3) throws -> String {
+    static let tinyModel = "{init: {model_type: llama, hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 64, max_position_embeddings: 128}, tokenizer: {train: {vocab_size: 300}}}"
+
+    func recipe(sftSteps: Int = 4, grpoSteps: Int = 3, rewards: String = #"[{regex: {pattern: "[0-9]"}}, {repetition: {n: 1}}]"#,
+                model: String = MPIRunTests.tinyModel) throws -> String {
         let grpo = """
           - grpo: {steps: \(grpoSteps), prompts_per_step: 3, group_size: 4, max_new_tokens: 8, lr: 1e-3, beta: 0.04, dynamic_sampling: 1, checkpoint_every: 2,
-                   rewards: [{regex: {pattern: "[0-9]"}}, {repetition: {n: 1}}]}
+                   rewards: \(rewards)}
         """
         let text = """
         name: tiny-mpi
         seed: 3
         output_dir: \(work.appendingPathComponent("unset").path)
-        model:
-          init: {model_type: llama, hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 64, max_position_embeddings: 128}
-          tokenizer: {train: {vocab_size: 300}}
-        data: {train: Datasets/arithmetic/eval.jsonl, eval_size: 8, task: arithmetic}
+        model: \(model)
+        data: {train: Datasets/arithmetic/eval.jsonl, eval_size: 70, task: arithmetic}
         stages:
           - sft: {steps: \(sftSteps), batch_size: 7, micro_batch_size: 2, lr: 3e-3, max_length: 96, checkpoint_every: 2}
         \(grpoSteps > 0 ? grpo : "")
-        eval: {samples: 4, max_new_tokens: 8}
+        eval: {samples: 70, max_new_tokens: 8}  # two batches of the evaluator's 64: one per rank
         """
         let file = work.appendingPathComponent("tiny-\(UUID().uuidString).yaml")
         try text.write(to: file, atomically: true, encoding: .utf8)
@@ -75,7 +76,7 @@ final class MPIRunTests: XCTestCase {
         env["GROVE_CHECK_REPLICAS"] = "1"
         process.environment = env
         let log = work.appendingPathComponent("log-\(UUID().uuidString).txt")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        XCTAssertTrue(FileManager.default.createFile(atPath: log.path, contents: nil))
         let handle = try FileHandle(forWritingTo: log)
         process.standardOutput = handle
         process.standardError = handle
@@ -116,7 +117,18 @@ final class MPIRunTests: XCTestCase {
 
     /// Two ranks give one process's losses, metrics, rollouts and final weights; only rank 0 writes.
     func testTwoRanksMatchOneProcess() throws {
-        let r = try recipe()
+        try assertTwoRanksMatchOneProcess(try recipe()) { try Transformer.load(from: $0) }
+    }
+
+    /// The same with a LoRA adapter (its dropout off: with it, each rank draws its own masks).
+    func testTwoRanksMatchOneProcessWithLoRA() throws {
+        let base = LoRARunTests.base
+        try assertTwoRanksMatchOneProcess(try recipe(model: "{path: \(base.path), lora: {r: 4, alpha: 8, target_modules: [q_proj, v_proj, down_proj]}}")) {
+            try Transformer.load(adapter: $0, base: base)
+        }
+    }
+
+    func assertTwoRanksMatchOneProcess(_ r: String, load: (URL) throws -> Transformer) throws {
         let one = work.appendingPathComponent("one"), two = work.appendingPathComponent("two")
         let single = try launch(grove, ["run", r, "--set", "output_dir=\(one.path)"])
         XCTAssertEqual(single.status, 0, single.output)
@@ -125,7 +137,8 @@ final class MPIRunTests: XCTestCase {
         XCTAssertTrue(pair.output.contains("2 ranks"), pair.output)
 
         for (stage, name) in [("0:sft", "train/loss"), ("0:sft", "train/grad_norm"), ("1:grpo", "loss"), ("1:grpo", "grad_norm"),
-                              ("1:grpo", "kl"), ("1:grpo", "entropy"), ("1:grpo", "reward"), ("1:grpo", "eval/loss")] {
+                              ("1:grpo", "kl"), ("1:grpo", "entropy"), ("1:grpo", "reward"), ("0:sft", "eval/loss"), ("1:grpo", "eval/loss"),
+                              ("1:grpo", "eval/accuracy")] {
             assertClose(try metric(two, stage, name), try metric(one, stage, name), "\(stage) \(name)")
         }
         XCTAssertGreaterThan(try metric(one, "1:grpo", "grad_norm").max() ?? 0, 0, "GRPO had signal to train on")
@@ -139,7 +152,8 @@ final class MPIRunTests: XCTestCase {
         XCTAssertEqual(try stored(two), reference)
         XCTAssertEqual(try RunStore(path: two.appendingPathComponent("run.sqlite")).runs().count, 1, "rank 1 wrote no run of its own")
 
-        let a = try Transformer.load(from: two.appendingPathComponent("final")), b = try Transformer.load(from: one.appendingPathComponent("final"))
+        let a = try load(two.appendingPathComponent("final")), b = try load(one.appendingPathComponent("final"))
+        XCTAssertEqual(a.trainableParameters.map(\.0), b.trainableParameters.map(\.0))
         for ((name, x), (_, y)) in zip(a.trainableParameters, b.trainableParameters) {
             let diff = zip(x.values, y.values).map { abs($0 - $1) }.max() ?? 0
             XCTAssertLessThan(diff, 1e-5, "final \(name)")
@@ -177,6 +191,17 @@ final class MPIRunTests: XCTestCase {
         XCTAssertNotEqual(run.status, 0)
         XCTAssertTrue(run.output.contains("rank 1 runs another recipe than rank 0"), run.output)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/run.sqlite"), "refused before run.sqlite was written")
+    }
+
+    /// A rank whose step fails (here its reward program, on rank 1 only) ends the job at once,
+    /// its message naming it, while rank 0 waits for its rollouts.
+    func testFailingRankStopsTheJobNamingItself() throws {
+        let command = "test $OMPI_COMM_WORLD_RANK != 1 || { echo broken on purpose >&2; exit 3; }; while read -r line; do echo 0.5; done"
+        let r = try recipe(sftSteps: 2, grpoSteps: 3, rewards: "[{external: {command: \"\(command)\"}}]")
+        let run = try mpi(2, ["run", r, "--set", "output_dir=\(work.appendingPathComponent("failing").path)"])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.output.contains("grove: rank 1 of 2 stopped the job: reward 'external'"), run.output)
+        XCTAssertTrue(run.output.contains("broken on purpose"), run.output)
     }
 
     /// A rank killed mid-run stops the others (no hang); mpirun's message names it, and rank 0
