@@ -45,6 +45,15 @@ final class OpsExpertsGradientTests: XCTestCase {
         XCTAssertEqual(attention(q, k, v).shape, [2, 4, 4, 3])
     }
 
+    /// Values read from the keys' first elements (MLA's latent cache: one row [c_KV | k_R] per position):
+    /// the same as passing that slice as v, and the gradient of both uses lands in the one tensor.
+    func testAttentionWithValuesInsideTheKeys() {
+        let q = randomTensor([1, 3, 4, 5], seed: 13), latents = randomTensor([1, 5, 1, 5], seed: 14)
+        let separate = attention(q, latents, columns(latents, 0..<3), keyLength: 5).values
+        for (a, b) in zip(attention(q, latents, latents, keyLength: 5, valueSize: 3).values, separate) { XCTAssertEqual(a, b, accuracy: 1e-6) }
+        checkGradients("attention (valueSize)", inputs: [q, latents]) { attention($0[0], $0[1], $0[1], valueSize: 3) }
+    }
+
     func testExpertWeights() {
         let logits = randomTensor([3, 5], seed: 9)
         let experts: [Int32] = [0, 3, 4, 1, 2, 0]
