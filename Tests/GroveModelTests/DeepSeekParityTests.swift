@@ -64,18 +64,7 @@ final class DeepSeekParityTests: XCTestCase {
     func testModelFLeftPaddedBatch() throws {
         let model = try Transformer.load(from: Fixtures.modelF.appendingPathComponent("model"))
         let batch = try Fixtures.json(Fixtures.modelF.appendingPathComponent("expected.json"))["left_padded_batch"] as! [String: Any]
-        let rows = (batch["input_ids"] as! [[Int]]).map { $0.map(Int32.init) }
-        let mask = (batch["attention_mask"] as! [[Int]]).flatMap { $0.map { $0 == 1 } }
-        let T = rows[0].count
-        let logits = GradMode.withoutGrad { model.forward(tokens: rows.flatMap { $0 }, batch: rows.count, attentionMask: mask) }
-        for (b, row) in rows.enumerated() {
-            var targets = [Int32](repeating: -1, count: rows.count * T)
-            let real = (0..<T).filter { mask[b * T + $0] }
-            for (i, t) in real.dropLast().enumerated() { targets[b * T + t] = row[real[i + 1]] }
-            let logp = tokenLogProbs(logits, targets: targets)
-            let ours = real.dropLast().map { logp.data[b * T + $0] }
-            XCTAssertLessThan(maxAbsDiff(ours, (batch["next_token_logprobs"] as! [[Double]])[b].map(Float.init)), 1e-4, "row \(b)")
-        }
+        assertLeftPaddedBatchMatches(model, batch)
     }
 
     func testModelFGreedyContinuation() throws {
