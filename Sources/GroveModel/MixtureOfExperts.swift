@@ -27,6 +27,7 @@ public struct ExpertBalancing: Equatable {
 public struct ExpertLoad: Equatable {
     public let layer: Int
     public let tokensPerExpert: [Int]
+    public init(layer: Int, tokensPerExpert: [Int]) { self.layer = layer; self.tokensPerExpert = tokensPerExpert }
     public var max: Double { Double(tokensPerExpert.max() ?? 0) }
     public var mean: Double { Double(tokensPerExpert.reduce(0, +)) / Double(Swift.max(tokensPerExpert.count, 1)) }
 }
@@ -53,6 +54,14 @@ extension Transformer {
         return layers.enumerated().compactMap { i, layer in
             guard case .mixtureOfExperts(let moe) = layer.mlp, let counts = routing.counts[ObjectIdentifier(moe.gate)] else { return nil }
             return ExpertLoad(layer: i, tokensPerExpert: counts)
+        }
+    }
+
+    /// Index and routed-expert count of every MoE layer, in order: what every rank's loads can be laid out by.
+    public var mixtureOfExpertsLayers: [(layer: Int, experts: Int)] {
+        layers.enumerated().compactMap { i, layer in
+            guard case .mixtureOfExperts(let moe) = layer.mlp else { return nil }
+            return (i, moe.gate.shape[0])
         }
     }
 
@@ -136,7 +145,12 @@ func selectExperts(_ logits: Tensor, _ c: MixtureOfExpertsConfig, bias: Tensor?)
             let kept = Set(top(topGroups, ArraySlice((0..<groups).map { groupScore(scores[$0 * size..<($0 + 1) * size]) })))
             for e in 0..<E where !kept.contains(e / size) { scores[e] = -.infinity }
         }
-        for (k, e) in top(K, scores[...]).enumerated() { chosen[n * K + k] = Int32(e) }
+        // The K best, best first (ties: the lower index), by K passes of argmax: no allocation per row.
+        for k in 0..<K {
+            var best = -1
+            for e in 0..<E where !chosen[n * K..<n * K + k].contains(Int32(e)) && (best < 0 || scores[e] > scores[best]) { best = e }
+            chosen[n * K + k] = Int32(best)
+        }
     }
     return chosen
 }

@@ -1,4 +1,5 @@
 import Foundation
+import GroveModel
 import GroveTensor
 
 /// The data-parallel step's all-reduce: each rank's gradients (of its share of the batch,
@@ -38,6 +39,26 @@ final class GradientAllReduce {
             }
         }
         return communicator.sum([loss])[0]
+    }
+}
+
+extension Communicator {
+    /// The step's expert loads summed over ranks, so that every rank reports the whole batch's
+    /// loads and moves V3's routing bias by them (the bias is no parameter: the gradient sum does
+    /// not keep it equal across ranks). A layer no rank routed through stays absent, as in one process.
+    func sum(_ loads: [ExpertLoad], layers: [(layer: Int, experts: Int)]) -> [ExpertLoad] {
+        guard size > 1 else { return loads }
+        // Per layer: 1 if this rank routed through it, then its counts (zeros if not).
+        let mine = Dictionary(uniqueKeysWithValues: loads.map { ($0.layer, $0.tokensPerExpert) })
+        let total = sum(layers.flatMap { l in
+            mine[l.layer].map { [1] + $0.map(Double.init) } ?? [Double](repeating: 0, count: 1 + l.experts)
+        })
+        var out: [ExpertLoad] = [], at = 0
+        for l in layers {
+            if total[at] > 0 { out.append(ExpertLoad(layer: l.layer, tokensPerExpert: total[at + 1...at + l.experts].map { Int($0) })) }
+            at += 1 + l.experts
+        }
+        return out
     }
 }
 

@@ -146,8 +146,8 @@ public final class TrainingLoop {
                 if update == 0 { (loss, gradNorm) = (l, norm) }
                 optimizer.step(lr: lr)
             }
-            // DeepSeekMoE: the step's routing counts, and V3's bias moved toward balance by them.
-            let loads = objective.model.takeExpertLoads()
+            // DeepSeekMoE: the step's routing counts (over all ranks), and V3's bias moved toward balance by them.
+            let loads = communicator.sum(objective.model.takeExpertLoads(), layers: objective.model.mixtureOfExpertsLayers)
             objective.model.updateRoutingBias(loads)
             _ = objective.model.takeBalanceLoss()  // terms of forward passes that took no gradient step
             // Not read again before the next step's backward: meanwhile their memory can hold

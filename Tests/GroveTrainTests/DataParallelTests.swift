@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import GroveModel
 @testable import GroveTensor
 @testable import GroveTrain
 
@@ -42,5 +43,14 @@ final class DataParallelTests: XCTestCase {
         XCTAssertEqual(reduce(loss: 1.25), 2.5)
         XCTAssertEqual(touched.gradValues, [2, -4, 1])
         XCTAssertFalse(untouched.hasGradient)
+    }
+
+    /// Expert loads add up over ranks (every rank moves V3's bias by the whole batch's counts); a
+    /// layer no rank routed through stays absent; one process gets its own loads back.
+    func testExpertLoadsSumOverRanks() {
+        let layers = [(layer: 1, experts: 3), (layer: 2, experts: 3)]
+        let loads = [ExpertLoad(layer: 2, tokensPerExpert: [4, 0, 7])]
+        XCTAssertEqual(Mirrored(rank: 0, size: 1).sum(loads, layers: layers), loads)
+        XCTAssertEqual(Mirrored(rank: 1, size: 2).sum(loads, layers: layers), [ExpertLoad(layer: 2, tokensPerExpert: [8, 0, 14])])
     }
 }
