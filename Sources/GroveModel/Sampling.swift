@@ -79,16 +79,17 @@ public func sampleToken(_ logits: UnsafePointer<Float>, vocab V: Int, options: S
 }
 
 extension Transformer {
-    /// Rows decoded together by one thread. Groups of a fixed size (not one per thread) keep
-    /// every row's numbers independent of the thread count.
+    /// Rows prefilled together. Groups of a fixed size (not one per thread) keep every row's
+    /// numbers independent of the thread count.
     public static let decodeGroupRows = 8
 
     /// Samples continuations of several prompts at once with a KV cache. The rows are cut into
-    /// groups of `decodeGroupRows`, decoded in parallel, one group per thread at a time: at a
-    /// decode step's size, splitting each op across threads costs more in wake-ups than the op
-    /// itself (`Parallel.serially`). In a group the prompts are left-padded into one prefill,
-    /// then every step decodes one token for all its unfinished rows with one batched forward,
-    /// whose products run on the weights' panel copy (`DecodeWeights`, packed once per call).
+    /// groups of `decodeGroupRows`, each prefilled on its own (its prompts left-padded into one
+    /// batch, so a prompt's padding depends only on its group). Each thread then decodes its
+    /// share of the groups in step: one batched forward per step for all their unfinished rows,
+    /// whose products run on the weights' panel copy (`DecodeWeights`, packed once per call), so
+    /// every weight is read once a step for all of a thread's rows. Splitting each op across
+    /// threads instead would cost more in wake-ups than the op itself (`Parallel.serially`).
     /// Row i draws from `rngs[i]`, so a row's output depends only on its own generator, never
     /// on the batch. A row stops at a stop token, when `shouldStop` (given the row and its
     /// tokens so far) says so, or after `maxNewTokens`.
@@ -105,12 +106,9 @@ extension Transformer {
             out.withUnsafeMutableBufferPointer { results in
                 Parallel.forEach(groups.count) { chunk in
                     Parallel.serially {
-                        for g in chunk {
-                            let rows = groups[g]
-                            results[g] = generateGroup(prompts: Array(prompts[rows]), options: options, rngs: Array(rngs[rows]), packed: packed) {
-                                shouldStop?(rows.lowerBound + $0, $1) ?? false
-                            }
-                        }
+                        let decoded = generateGroups(chunk.map { groups[$0] }, prompts: prompts, options: options, rngs: rngs,
+                                                     packed: packed) { shouldStop?($0, $1) ?? false }
+                        for (g, sequences) in zip(chunk, decoded) { results[g] = sequences }
                     }
                 }
             }
@@ -118,18 +116,67 @@ extension Transformer {
         return out.flatMap { $0 }
     }
 
-    /// One group's decode; the caller has switched graph recording off.
-    func generateGroup(prompts: [[Int32]], options: SamplingOptions, rngs: [SeededRandom], packed: DecodeWeights,
-                       shouldStop: (Int, [Int32]) -> Bool) -> [GeneratedSequence] {
-        let B = prompts.count, P = prompts.map(\.count).max() ?? 0, V = config.vocabSize
-        var out = prompts.map { _ in GeneratedSequence(tokens: [], logprobs: [], finishReason: .length) }
-        guard B > 0, P > 0, options.maxNewTokens > 0 else { return out }
-        var rngs = rngs
-        var done = [Bool](repeating: false, count: B)
+    /// A group of rows between decode steps: its cache, each row's output so far, and the logits
+    /// its next tokens are drawn from.
+    struct DecodingGroup {
+        let rows: Range<Int>
+        var out: [GeneratedSequence]
+        var rngs: [SeededRandom]
+        var done: [Bool]
+        var cache: KVCache?
+        var logits: Tensor?
+    }
+
+    /// Decodes `groups` (ranges of `prompts`' rows) in step; the caller has switched graph recording off.
+    func generateGroups(_ groups: [Range<Int>], prompts: [[Int32]], options: SamplingOptions, rngs: [SeededRandom],
+                        packed: DecodeWeights, shouldStop: (Int, [Int32]) -> Bool) -> [[GeneratedSequence]] {
+        var states = groups.map { prefill(rows: $0, prompts: Array(prompts[$0]), options: options, rngs: Array(rngs[$0])) }
+        let pad = Int32(config.padTokenId ?? 0), V = config.vocabSize
+        for _ in 0..<options.maxNewTokens {
+            var stepping: [Int] = [], inputs: [DecodeRows] = []
+            for s in states.indices {
+                guard let cache = states[s].cache, let logits = states[s].logits else { continue }
+                var next = [Int32](repeating: pad, count: states[s].done.count)
+                for b in next.indices where !states[s].done[b] {
+                    let (token, logprob) = sampleToken(logits.data + b * V, vocab: V, options: options, rng: &states[s].rngs[b])
+                    next[b] = token
+                    states[s].out[b].tokens.append(token)
+                    states[s].out[b].logprobs.append(logprob)
+                    if options.stopTokens.contains(token) || shouldStop(states[s].rows.lowerBound + b, states[s].out[b].tokens) {
+                        states[s].done[b] = true
+                        states[s].out[b].finishReason = .stop
+                    } else if states[s].out[b].tokens.count == options.maxNewTokens {
+                        states[s].done[b] = true
+                    }
+                }
+                if states[s].done.allSatisfy({ $0 }) {
+                    states[s].cache = nil; states[s].logits = nil  // finished: its cache is freed now
+                    continue
+                }
+                stepping.append(s)
+                inputs.append(DecodeRows(tokens: next, attentionMask: states[s].done.map { !$0 }, cache: cache))
+            }
+            if stepping.isEmpty { break }
+            let logits = decodeStep(inputs, packed: packed)
+            var row = 0
+            for s in stepping {
+                let B = states[s].done.count
+                states[s].logits = logits.rows(row..<row + B)
+                row += B
+            }
+        }
+        return states.map(\.out)
+    }
+
+    /// A group's prefill: each distinct prompt once (GRPO's G samples of a prompt share it),
+    /// left-padded to the group's longest, with logits only at its last position; every row then
+    /// copies its prompt's keys and values into the group's decode cache.
+    func prefill(rows: Range<Int>, prompts: [[Int32]], options: SamplingOptions, rngs: [SeededRandom]) -> DecodingGroup {
+        let B = prompts.count, P = prompts.map(\.count).max() ?? 0
+        var group = DecodingGroup(rows: rows, out: prompts.map { _ in GeneratedSequence(tokens: [], logprobs: [], finishReason: .length) },
+                                  rngs: rngs, done: [Bool](repeating: false, count: B))
+        guard B > 0, P > 0, options.maxNewTokens > 0 else { return group }
         let pad = Int32(config.padTokenId ?? 0)
-        // Prefill each distinct prompt once (GRPO's G samples of a prompt share it), left-padded
-        // to P, with logits only at its last position; every row then copies its prompt's keys
-        // and values into the decode cache.
         let (distinct, source) = distinctSequences(prompts)
         let D = distinct.count
         var tokens = [Int32](repeating: pad, count: D * P), mask = [Bool](repeating: false, count: D * P)
@@ -144,25 +191,9 @@ extension Transformer {
         let promptLogits = logits(gatherRows(hidden, (0..<D).map { Int32($0 * P + P - 1) }))  // (D, V)
         let cache = KVCache(config: config, batch: B, capacity: P + options.maxNewTokens, layout: decodeCacheLayout)
         cache.copyRows(of: prefill, sources: source)
-        var logits = gatherRows(promptLogits, source.map(Int32.init))  // (B, V): one row per batch row
-        for _ in 0..<options.maxNewTokens {
-            var next = [Int32](repeating: pad, count: B)
-            for b in 0..<B where !done[b] {
-                let (token, logprob) = sampleToken(logits.data + b * V, vocab: V, options: options, rng: &rngs[b])
-                next[b] = token
-                out[b].tokens.append(token)
-                out[b].logprobs.append(logprob)
-                if options.stopTokens.contains(token) || shouldStop(b, out[b].tokens) {
-                    done[b] = true
-                    out[b].finishReason = .stop
-                } else if out[b].tokens.count == options.maxNewTokens {
-                    done[b] = true
-                }
-            }
-            if done.allSatisfy({ $0 }) { break }
-            logits = decodeStep(tokens: next, attentionMask: done.map { !$0 }, cache: cache, packed: packed)
-        }
-        return out
+        group.cache = cache
+        group.logits = gatherRows(promptLogits, source.map(Int32.init))  // (B, V): one row per batch row
+        return group
     }
 
     /// Convenience: one generator per prompt from `seed` (row i uses stream i), token ids only.

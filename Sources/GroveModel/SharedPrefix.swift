@@ -79,7 +79,7 @@ extension Transformer {
                                           v.rows(0..<prefixRows).reshaped([P, Lp] + vHeads), keyMask: batch.prefixMask)
                 let suffixOut = attention(q.rows(prefixRows..<N).reshaped([B, Ls] + qHeads), gatherRows(k, keyRows).reshaped([B, Lp + Ls] + kHeads),
                                           gatherRows(v, keyRows).reshaped([B, Lp + Ls] + vHeads), keyMask: keyMask)
-                return concatRows(prefixOut.reshaped([P * Lp, -1]), suffixOut.reshaped([B * Ls, -1]))
+                return concatRows([prefixOut.reshaped([P * Lp, -1]), suffixOut.reshaped([B * Ls, -1])])
             }
             h = gradientCheckpointing && GradMode.isEnabled ? checkpointedBlock(layer, h, positions: positions, attend: attend)
                                                             : block(layer, h, positions: positions, attend: attend)

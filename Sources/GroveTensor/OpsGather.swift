@@ -21,16 +21,22 @@ public func gatherRows(_ table: Tensor, _ rows: [Int32]) -> Tensor {
     return out
 }
 
-/// The rows of `a` [M, C] followed by those of `b` [N, C] → [M + N, C]. Backward splits the gradient.
-public func concatRows(_ a: Tensor, _ b: Tensor) -> Tensor {
-    precondition(a.shape.count == 2 && b.shape.count == 2 && a.shape[1] == b.shape[1], "concatRows: \(a.shape) and \(b.shape)")
-    let out = Tensor(uninitialized: [a.shape[0] + b.shape[0], a.shape[1]])
-    out.data.update(from: a.data, count: a.count)
-    (out.data + a.count).update(from: b.data, count: b.count)
-    out.record([a, b]) { out in
-        let dy = out.grad
-        if a.requiresGrad { let da = a.grad; for i in 0..<a.count { da[i] += dy[i] } }
-        if b.requiresGrad { let db = b.grad, y = dy + a.count; for i in 0..<b.count { db[i] += y[i] } }
+/// The rows of each part [Mᵢ, C], one part after another → [ΣMᵢ, C]. Backward splits the gradient.
+public func concatRows(_ parts: [Tensor]) -> Tensor {
+    precondition(!parts.isEmpty && parts.allSatisfy { $0.shape.count == 2 && $0.shape[1] == parts[0].shape[1] },
+                 "concatRows: \(parts.map(\.shape))")
+    let out = Tensor(uninitialized: [parts.reduce(0) { $0 + $1.shape[0] }, parts[0].shape[1]])
+    var offset = 0
+    for part in parts {
+        (out.data + offset).update(from: part.data, count: part.count)
+        offset += part.count
+    }
+    out.record(parts) { out in
+        var offset = 0
+        for part in parts {
+            if part.requiresGrad { let dp = part.grad, dy = out.grad + offset; for i in 0..<part.count { dp[i] += dy[i] } }
+            offset += part.count
+        }
     }
     return out
 }

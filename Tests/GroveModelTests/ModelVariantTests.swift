@@ -85,7 +85,7 @@ final class ModelVariantTests: XCTestCase {
                 }
                 for s in 0..<steps {
                     let next = (0..<2).map { sequences[$0][promptLengths[$0] + s] }
-                    let logits = packed.map { model.decodeStep(tokens: next, attentionMask: [true, true], cache: cache, packed: $0) }
+                    let logits = packed.map { model.decodeStep([.init(tokens: next, attentionMask: [true, true], cache: cache)], packed: $0) }
                         ?? model.forward(tokens: next, batch: 2, attentionMask: [true, true], cache: cache)
                     for b in 0..<2 { cached[b].append(Array(UnsafeBufferPointer(start: logits.data + b * V, count: V))) }
                 }

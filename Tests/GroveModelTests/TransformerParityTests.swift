@@ -72,9 +72,9 @@ final class TransformerParityTests: XCTestCase {
         XCTAssertEqual(model.config.parameterCount(), expected["num_parameters"] as! Int)
     }
 
-    /// Generation cuts its rows into groups decoded in parallel and prefills a prompt that several
-    /// rows share only once: every row's tokens and log-probs are those it gets when sampled
-    /// alone, on one thread or two.
+    /// Generation cuts its rows into groups, prefills a prompt that several rows share only once,
+    /// and decodes each thread's groups in step (on one thread: all three groups in one batch):
+    /// every row's tokens and log-probs are those it gets when sampled alone, on one thread or two.
     func testGroupedParallelSamplingEqualsEachRowAlone() {
         let saved = Parallel.threads
         defer { Parallel.threads = saved }

@@ -37,8 +37,9 @@ final class OpsGradientTests: XCTestCase {
         checkGradients("gatherRows", inputs: [table]) { gatherRows($0[0], [3, 0, 3, 5, 1]) }
         checkGradients("rows", inputs: [table]) { mul($0[0].rows(2..<5), $0[0].rows(1..<4)) }
         XCTAssertEqual(table.rows(2..<5).values, Array(table.values[8..<20]))
-        checkGradients("concatRows", inputs: [table, other]) { concatRows($0[0], $0[1]) }
-        XCTAssertEqual(concatRows(table, other).values, table.values + other.values)
+        checkGradients("concatRows", inputs: [table, other]) { concatRows([$0[0], $0[1]]) }
+        XCTAssertEqual(concatRows([table, other]).values, table.values + other.values)
+        checkGradients("concatRows of three, one twice", inputs: [table, other]) { concatRows([$0[1], $0[0], $0[1]]) }
     }
 
     func testRMSNorm() {
