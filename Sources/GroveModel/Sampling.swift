@@ -117,7 +117,7 @@ extension Transformer {
     }
 
     /// A group of rows between decode steps: its cache, each row's output so far, and the logits
-    /// its next tokens are drawn from.
+    /// its next tokens are drawn from (no cache: the group is finished, or never started).
     struct DecodingGroup {
         let rows: Range<Int>
         var out: [GeneratedSequence]
@@ -130,10 +130,10 @@ extension Transformer {
     /// Decodes `groups` (ranges of `prompts`' rows) in step; the caller has switched graph recording off.
     func generateGroups(_ groups: [Range<Int>], prompts: [[Int32]], options: SamplingOptions, rngs: [SeededRandom],
                         packed: DecodeWeights, shouldStop: (Int, [Int32]) -> Bool) -> [[GeneratedSequence]] {
-        var states = groups.map { prefill(rows: $0, prompts: Array(prompts[$0]), options: options, rngs: Array(rngs[$0])) }
+        var states = prefill(groups, prompts: prompts, options: options, rngs: rngs)
         let pad = Int32(config.padTokenId ?? 0), V = config.vocabSize
         for _ in 0..<options.maxNewTokens {
-            var stepping: [Int] = [], inputs: [DecodeRows] = []
+            var stepping: [Int] = [], inputs: [CachedRows] = []
             for s in states.indices {
                 guard let cache = states[s].cache, let logits = states[s].logits else { continue }
                 var next = [Int32](repeating: pad, count: states[s].done.count)
@@ -154,7 +154,7 @@ extension Transformer {
                     continue
                 }
                 stepping.append(s)
-                inputs.append(DecodeRows(tokens: next, attentionMask: states[s].done.map { !$0 }, cache: cache))
+                inputs.append(CachedRows(tokens: next, attentionMask: states[s].done.map { !$0 }, cache: cache))
             }
             if stepping.isEmpty { break }
             let logits = decodeStep(inputs, packed: packed)
@@ -168,32 +168,52 @@ extension Transformer {
         return states.map(\.out)
     }
 
-    /// A group's prefill: each distinct prompt once (GRPO's G samples of a prompt share it),
-    /// left-padded to the group's longest, with logits only at its last position; every row then
-    /// copies its prompt's keys and values into the group's decode cache.
-    func prefill(rows: Range<Int>, prompts: [[Int32]], options: SamplingOptions, rngs: [SeededRandom]) -> DecodingGroup {
-        let B = prompts.count, P = prompts.map(\.count).max() ?? 0
-        var group = DecodingGroup(rows: rows, out: prompts.map { _ in GeneratedSequence(tokens: [], logprobs: [], finishReason: .length) },
-                                  rngs: rngs, done: [Bool](repeating: false, count: B))
-        guard B > 0, P > 0, options.maxNewTokens > 0 else { return group }
-        let pad = Int32(config.padTokenId ?? 0)
-        let (distinct, source) = distinctSequences(prompts)
-        let D = distinct.count
-        var tokens = [Int32](repeating: pad, count: D * P), mask = [Bool](repeating: false, count: D * P)
-        for (d, prompt) in distinct.enumerated() {
-            for (t, id) in prompt.enumerated() {
-                tokens[d * P + P - prompt.count + t] = id
-                mask[d * P + P - prompt.count + t] = true
-            }
+    /// The groups' prefill, in one forward: each distinct prompt of a group once (GRPO's G samples
+    /// of a prompt share it), left-padded to the group's longest, with logits only at its last
+    /// position; every row then copies its prompt's keys and values into its group's decode cache.
+    func prefill(_ groups: [Range<Int>], prompts: [[Int32]], options: SamplingOptions, rngs: [SeededRandom]) -> [DecodingGroup] {
+        var states = groups.map { rows in
+            DecodingGroup(rows: rows, out: rows.map { _ in GeneratedSequence(tokens: [], logprobs: [], finishReason: .length) },
+                          rngs: Array(rngs[rows]), done: [Bool](repeating: false, count: rows.count))
         }
-        let prefill = KVCache(config: config, batch: D, capacity: P, layout: decodeCacheLayout)
-        let hidden = hiddenStates(tokens: tokens, batch: D, attentionMask: mask, cache: prefill)
-        let promptLogits = logits(gatherRows(hidden, (0..<D).map { Int32($0 * P + P - 1) }))  // (D, V)
-        let cache = KVCache(config: config, batch: B, capacity: P + options.maxNewTokens, layout: decodeCacheLayout)
-        cache.copyRows(of: prefill, sources: source)
-        group.cache = cache
-        group.logits = gatherRows(promptLogits, source.map(Int32.init))  // (B, V): one row per batch row
-        return group
+        let pad = Int32(config.padTokenId ?? 0)
+        var inputs: [CachedRows] = [], sources: [[Int]] = [], starting: [Int] = []
+        for (s, rows) in groups.enumerated() {
+            let P = rows.map { prompts[$0].count }.max() ?? 0
+            guard !rows.isEmpty, P > 0, options.maxNewTokens > 0 else { continue }
+            let (distinct, source) = distinctSequences(Array(prompts[rows]))
+            var tokens = [Int32](repeating: pad, count: distinct.count * P), mask = [Bool](repeating: false, count: distinct.count * P)
+            for (d, prompt) in distinct.enumerated() {
+                for (t, id) in prompt.enumerated() {
+                    tokens[d * P + P - prompt.count + t] = id
+                    mask[d * P + P - prompt.count + t] = true
+                }
+            }
+            inputs.append(CachedRows(tokens: tokens, attentionMask: mask,
+                                     cache: KVCache(config: config, batch: distinct.count, capacity: P, layout: decodeCacheLayout)))
+            sources.append(source)
+            starting.append(s)
+        }
+        guard !inputs.isEmpty else { return states }
+        let hidden = hiddenStates(inputs, packed: nil)
+        // Each distinct prompt's last position: row d·P + P − 1 of its group's block.
+        var lastRows: [Int32] = [], first = [0], offset = 0
+        for input in inputs {
+            let D = input.cache.batch, P = input.tokens.count / D
+            lastRows += (0..<D).map { Int32(offset + $0 * P + P - 1) }
+            offset += input.tokens.count
+            first.append(first.last! + D)
+        }
+        let promptLogits = logits(gatherRows(hidden, lastRows))  // (Σ D, V)
+        for (k, s) in starting.enumerated() {
+            let prefilled = inputs[k].cache
+            let cache = KVCache(config: config, batch: groups[s].count, capacity: prefilled.capacity + options.maxNewTokens,
+                                layout: decodeCacheLayout)
+            cache.copyRows(of: prefilled, sources: sources[k])
+            states[s].cache = cache
+            states[s].logits = gatherRows(promptLogits, sources[k].map { Int32(first[k] + $0) })  // (B, V): one row per batch row
+        }
+        return states
     }
 
     /// Convenience: one generator per prompt from `seed` (row i uses stream i), token ids only.

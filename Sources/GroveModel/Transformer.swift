@@ -254,74 +254,72 @@ public final class Transformer {
         logits(hiddenStates(tokens: tokens, batch: B, attentionMask: attentionMask, cache: cache))  // (B·T, V)
     }
 
-    /// Rows continuing one KV cache in a decode step: a token each, and which rows still decode.
-    struct DecodeRows {
+    /// Rows continuing one KV cache: its B rows' next T tokens each (row-major), and which are real.
+    struct CachedRows {
         let tokens: [Int32]
-        let attentionMask: [Bool]
+        let attentionMask: [Bool]?
         let cache: KVCache
     }
 
-    /// One decode step of several row groups, each continuing its own cache, as one pass: the
-    /// rows of every group go through each projection together, on `packed` (the weights' panel
-    /// copy), so a step reads every weight once for all of them rather than once per group;
-    /// attention reads each group's own cache. Every op outside attention works row by row, so
-    /// a row's logits are the same whichever groups step beside it. Logits [ΣB, V], in group order.
-    func decodeStep(_ groups: [DecodeRows], packed: DecodeWeights) -> Tensor {
-        let tokens = groups.flatMap(\.tokens)
-        let positions = groups.flatMap { $0.cache.append(length: 1, mask: $0.attentionMask) }
+    /// Several groups of rows, each continuing its own cache, through the model as one batch: the
+    /// rows of every group go through each projection together, so the weights are read once for
+    /// all of them (on `packed`, their panel copy, in a decode step; else through BLAS, which packs
+    /// them per call), and attention reads each group's own cache. Every op outside attention works
+    /// row by row, so a row's results are the same whichever groups run beside it. Final
+    /// normalised hidden states [Σ B·T, C], in group order.
+    func hiddenStates(_ groups: [CachedRows], packed: DecodeWeights?) -> Tensor {
+        let positions = groups.flatMap { $0.cache.append(length: $0.tokens.count / $0.cache.batch, mask: $0.attentionMask) }
         var bounds = [0]
         for g in groups { bounds.append(bounds.last! + g.tokens.count) }
-        // Runs `attend` on each group's rows (q, k, v, latents: [N, ...]) and stacks the outputs.
+        // Runs `attend` on each group's rows (of q, k, v or the latents: [N, ...]) and stacks the outputs.
         func perGroup(_ attend: (KVCache, Range<Int>) -> Tensor) -> Tensor {
             concatRows(groups.indices.map { g in
                 let rows = bounds[g]..<bounds[g + 1]
                 return attend(groups[g].cache, rows).reshaped([rows.count, -1])
             })
         }
-        var h = gatherRows(embedTokens, tokens)  // (N, C)
+        var h = gatherRows(embedTokens, groups.flatMap(\.tokens))  // (N, C)
+        let latent = groups.first?.cache.layout == .latent
         for (i, layer) in layers.enumerated() {
-            let latent = groups.first?.cache.layout == .latent
             h = block(layer, h, positions: positions, packed: packed, attendLatent: !latent ? nil : { q, latents in
-                perGroup { cache, rows in self.attendLatentCache(cache, layer: i, batch: rows.count, q.rows(rows), latents: latents.rows(rows)) }
+                perGroup { cache, rows in self.attendLatentCache(cache, layer: i, q.rows(rows), latents: latents.rows(rows)) }
             }) { q, k, v in
-                perGroup { cache, rows in self.attendCache(cache, layer: i, batch: rows.count, q.rows(rows), k.rows(rows), v.rows(rows)) }
+                perGroup { cache, rows in self.attendCache(cache, layer: i, q.rows(rows), k.rows(rows), v.rows(rows)) }
             }
         }
-        return packed.lmHead.product(rmsNorm(h, norm, eps: Float(config.rmsNormEps)))
+        return rmsNorm(h, norm, eps: Float(config.rmsNormEps))
+    }
+
+    /// A decode step's logits [Σ B, V] for groups of rows continuing their caches by one token each.
+    func decodeStep(_ groups: [CachedRows], packed: DecodeWeights) -> Tensor {
+        packed.lmHead.product(hiddenStates(groups, packed: packed))
     }
 
     /// The final normalised hidden states [B·T, C] (what the LM head, or a reward model's score head, reads).
     public func hiddenStates(tokens: [Int32], batch B: Int, attentionMask: [Bool]? = nil, cache: KVCache? = nil) -> Tensor {
         precondition(tokens.count % B == 0, "forward: \(tokens.count) tokens in \(B) rows")
-        precondition(cache == nil || cache!.batch == B, "forward: the cache holds \(cache!.batch) rows, not \(B)")
+        if let cache {
+            precondition(cache.batch == B, "forward: the cache holds \(cache.batch) rows, not \(B)")
+            return hiddenStates([CachedRows(tokens: tokens, attentionMask: attentionMask, cache: cache)], packed: nil)
+        }
         let T = tokens.count / B
-        let positions = cache?.append(length: T, mask: attentionMask)
-            ?? Transformer.positions(batch: B, length: T, attentionMask: attentionMask)
+        let positions = Transformer.positions(batch: B, length: T, attentionMask: attentionMask)
         var h = gatherRows(embedTokens, tokens)  // (B·T, C)
-        for (i, layer) in layers.enumerated() {
-            if gradientCheckpointing && GradMode.isEnabled && cache == nil {
-                h = checkpointedBlock(layer, h, positions: positions) { q, k, v in
-                    attention(q.reshaped([B, T] + q.shape.dropFirst()), k.reshaped([B, T] + k.shape.dropFirst()),
-                              v.reshaped([B, T] + v.shape.dropFirst()), keyMask: attentionMask)
-                }
-                continue
+        for layer in layers {
+            let attend = { (q: Tensor, k: Tensor, v: Tensor) in
+                attention(q.reshaped([B, T] + q.shape.dropFirst()), k.reshaped([B, T] + k.shape.dropFirst()),
+                          v.reshaped([B, T] + v.shape.dropFirst()), keyMask: attentionMask)
             }
-            let attendLatent: ((Tensor, Tensor) -> Tensor)? = cache.flatMap { cache in
-                cache.layout != .latent ? nil : { q, latents in self.attendLatentCache(cache, layer: i, batch: B, q, latents: latents) }
-            }
-            h = block(layer, h, positions: positions, attendLatent: attendLatent) { q, k, v in
-                if let cache { return self.attendCache(cache, layer: i, batch: B, q, k, v) }
-                return attention(q.reshaped([B, T] + q.shape.dropFirst()), k.reshaped([B, T] + k.shape.dropFirst()),
-                                 v.reshaped([B, T] + v.shape.dropFirst()), keyMask: attentionMask)
-            }
+            h = gradientCheckpointing && GradMode.isEnabled ? checkpointedBlock(layer, h, positions: positions, attend: attend)
+                                                            : block(layer, h, positions: positions, attend: attend)
         }
         return rmsNorm(h, norm, eps: Float(config.rmsNormEps))  // (B·T, C)
     }
 
-    /// Stores B rows' new keys and values (q, k, v: [B·T, heads, HS]) in layer i of `cache` and
+    /// Stores the cache's rows' new keys and values (q, k, v: [B·T, heads, HS]) in its layer i and
     /// attends to every cached position.
-    func attendCache(_ cache: KVCache, layer i: Int, batch B: Int, _ q: Tensor, _ k: Tensor, _ v: Tensor) -> Tensor {
-        let T = q.shape[0] / B
+    func attendCache(_ cache: KVCache, layer i: Int, _ q: Tensor, _ k: Tensor, _ v: Tensor) -> Tensor {
+        let B = cache.batch, T = q.shape[0] / B
         cache.store(layer: i, keys: k.reshaped([B, T] + k.shape.dropFirst()), values: v.reshaped([B, T] + v.shape.dropFirst()))
         return attention(q.reshaped([B, T] + q.shape.dropFirst()), cache.keys[i], cache.values[i], keyMask: cache.keyMask,
                          keyLength: cache.length)
@@ -329,9 +327,9 @@ public final class Transformer {
 
     /// A latent cache's `attendCache`: stores the rows' [c_KV | k_R] (latents [B·T, r + dr]) and
     /// attends the absorbed queries to every cached one (values: their first r).
-    func attendLatentCache(_ cache: KVCache, layer i: Int, batch B: Int, _ q: Tensor, latents: Tensor) -> Tensor {
+    func attendLatentCache(_ cache: KVCache, layer i: Int, _ q: Tensor, latents: Tensor) -> Tensor {
         guard case .latent(let latent) = config.attention else { preconditionFailure("attendLatentCache: the config's attention is grouped") }
-        let T = q.shape[0] / B
+        let B = cache.batch, T = q.shape[0] / B
         cache.store(layer: i, keys: latents.reshaped([B, T, 1, -1]), values: nil)
         return attention(q.reshaped([B, T] + q.shape.dropFirst()), cache.keys[i], cache.keys[i], keyMask: cache.keyMask,
                          keyLength: cache.length, valueSize: latent.kvLoraRank)
