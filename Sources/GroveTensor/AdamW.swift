@@ -71,7 +71,7 @@ public final class AdamW {
             case .bfloat16(let m, let v):
                 let mp = m[i].base, vp = v[i].base
                 var keys = SeededRandom(seed: AdamW.roundingKey, streams: [UInt64(stepCount), UInt64(i)])
-                let key = keys.next()
+                let key = UInt32(truncatingIfNeeded: keys.next())
                 Parallel.forEach(n, grain: 1 << 15) { range in
                     let j = range.lowerBound
                     grove_adamw_bf16(w + j, g + j, mp + j, vp + j, range.count, j, key, b1, b2, lr, c1, c2, eps, decay)

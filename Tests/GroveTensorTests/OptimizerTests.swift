@@ -82,12 +82,12 @@ final class OptimizerTests: XCTestCase {
             opt.step(lr: lr)
             let c1 = 1 - powf(b1, Float(t)), c2 = 1 - powf(b2, Float(t))
             var keys = SeededRandom(seed: AdamW.roundingKey, streams: [UInt64(t), 1])  // parameter 1
-            let key = keys.next()
+            let key = UInt32(truncatingIfNeeded: keys.next())
             for i in 0..<n {
                 let mi = b1 * m[i] + (1 - b1) * g[i]
                 let vi = b2 * v[i] + (1 - b2) * g[i] * g[i]
                 w[i] = w[i] * (1 - lr * decay) - lr * (mi / c1) / ((vi / c2).squareRoot() + eps)
-                let random = lowbias32(lowbias32(UInt32(i) ^ UInt32(truncatingIfNeeded: key)) ^ UInt32(truncatingIfNeeded: key >> 32))
+                let random = lowbias32(UInt32(i) &+ key)
                 m[i] = roundStochastically(mi, random & 0xFFFF)
                 v[i] = roundStochastically(vi, random >> 16)
             }

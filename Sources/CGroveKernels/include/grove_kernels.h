@@ -69,9 +69,9 @@ void grove_adamw(float *w, const float *g, float *m, float *v, long n,
 
 /// grove_adamw with the moments m, v stored as bfloat16 bits: read exactly, updated in float32
 /// (the weights stepped with those float32 moments), written back with stochastic rounding whose
-/// random bits hash (key, first + i), element i of a chunk starting at element `first` of its
+/// random bits hash key + first + i, element i of a chunk starting at element `first` of its
 /// parameter: the same bits however the parameter is split over threads.
-void grove_adamw_bf16(float *w, const float *g, uint16_t *m, uint16_t *v, long n, long first, uint64_t key,
+void grove_adamw_bf16(float *w, const float *g, uint16_t *m, uint16_t *v, long n, long first, uint32_t key,
                       float beta1, float beta2, float lr, float c1, float c2, float eps, float decay);
 
 /// Σ x[i]² (float partial sums, added up in double).
