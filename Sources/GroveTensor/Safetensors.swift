@@ -111,6 +111,8 @@ public enum SafetensorsFile {
 
     /// Writes float32 tensors, sorted by name as the Python library does, atomically
     /// (a temporary file renamed into place, so a crash never leaves a half-written file).
+    /// Each tensor goes to the file from its own storage: no copy of the whole file is held in
+    /// memory (for a 135M model's checkpoint that copy was 0.5 GB of weights, 1 GB of moments).
     public static func write(_ tensors: [(String, Tensor)], to url: URL, metadata: [String: String] = ["format": "pt"]) throws {
         let sorted = tensors.sorted { $0.0 < $1.0 }
         var header = "{\"__metadata__\":" + jsonObject(metadata)
@@ -122,20 +124,32 @@ public enum SafetensorsFile {
         }
         header += "}"
         while header.utf8.count % 8 != 0 { header += " " }  // data starts 8-byte aligned
-        var data = Data(capacity: 8 + header.utf8.count + offset)
-        withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { data.append(contentsOf: $0) }
-        data.append(contentsOf: Array(header.utf8))
-        for (_, t) in sorted { data.append(UnsafeBufferPointer(start: t.data, count: t.count)) }
-        try writeAtomically(data, to: url)
+        var head = Data(capacity: 8 + header.utf8.count)
+        withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { head.append(contentsOf: $0) }
+        head.append(contentsOf: Array(header.utf8))
+        try writeAtomically(to: url) { file in
+            try file.write(contentsOf: head)
+            for (_, t) in sorted where t.count > 0 {
+                try file.write(contentsOf: Data(bytesNoCopy: t.data, count: t.count * 4, deallocator: .none))
+            }
+        }
     }
 }
 
 /// Writes `data` to a temporary sibling and renames it over `url`.
 public func writeAtomically(_ data: Data, to url: URL) throws {
+    try writeAtomically(to: url) { try $0.write(contentsOf: data) }
+}
+
+/// Has `write` fill a temporary sibling of `url`, then renames it over `url`.
+public func writeAtomically(to url: URL, _ write: (FileHandle) throws -> Void) throws {
     let temp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
     do {
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try data.write(to: temp)
+        let fd = open(temp.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        let file = FileHandle(fileDescriptor: fd, closeOnDealloc: false)
+        do { try write(file); try file.close() } catch { try? file.close(); throw error }
         if rename(temp.path, url.path) != 0 { throw CocoaError(.fileWriteUnknown) }
     } catch {
         try? FileManager.default.removeItem(at: temp)
