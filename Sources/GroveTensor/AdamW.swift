@@ -94,6 +94,17 @@ public final class AdamW {
         return out
     }
 
+    /// Writes `state()` to a safetensors file; bfloat16 moments one at a time, never all of
+    /// them as float32 at once (that would be 8 bytes a parameter while a checkpoint is written).
+    public func writeState(to url: URL) throws {
+        guard case .bfloat16(let m, let v) = moments else { return try SafetensorsFile.write(state(), to: url) }
+        let entries = [("step", shape: [1])] + parameters.indices.flatMap { [("m.\($0)", shape: parameters[$0].shape), ("v.\($0)", shape: parameters[$0].shape)] }
+        try SafetensorsFile.write(entries, to: url) { k, values in
+            if k == 0 { values[0] = Float(stepCount); return }
+            (k % 2 == 1 ? m : v)[(k - 1) / 2].copyValues(into: values)
+        }
+    }
+
     /// Restores `state()`; shapes must match the parameters. Float32 moments loaded into
     /// bfloat16 storage are rounded to nearest (a run switched to 16-bit moments on resume).
     public func loadState(_ state: [String: Tensor]) throws {

@@ -17,8 +17,14 @@ final class BFloat16Buffer {
     /// The values as a float32 tensor of `shape`: exact, as every bfloat16 is a float32.
     func tensor(shape: [Int]) -> Tensor {
         let t = Tensor(uninitialized: shape)
-        for i in 0..<count { t.data[i] = Float(bitPattern: UInt32(base[i]) << 16) }
+        copyValues(into: t.buffer)
         return t
+    }
+
+    /// Writes the values, as float32, into `out` (of `count` elements).
+    func copyValues(into out: UnsafeMutableBufferPointer<Float>) {
+        precondition(out.count == count, "BFloat16Buffer: \(out.count) floats for \(count)")
+        for i in 0..<count { out[i] = Float(bitPattern: UInt32(base[i]) << 16) }
     }
 
     /// Stores `values` rounded to the nearest bfloat16: exact for values `tensor` gave.

@@ -209,6 +209,27 @@ final class OptimizerTests: XCTestCase {
             .loadState(Dictionary(uniqueKeysWithValues: bf16.state())))
     }
 
+    /// `writeState` (checkpoints) writes what `state()` holds, with either storage: bfloat16
+    /// moments one at a time through a reused buffer, of the largest parameter's size.
+    func testWriteStateWritesTheState() throws {
+        for storage in AdamW.MomentStorage.allCases {
+            var rng = SeededRandom(seed: 9)
+            let a = Tensor.randn([5, 3], rng: &rng, requiresGrad: true), b = Tensor.randn([4], rng: &rng, requiresGrad: true)
+            let opt = AdamW(parameters: [(a, decay: true), (b, decay: false)], momentStorage: storage)
+            for _ in 0..<2 {
+                for t in [a, b] { for i in 0..<t.count { t.grad[i] = rng.normal() } }
+                opt.step(lr: 0.1)
+            }
+            let url = FileManager.default.temporaryDirectory.appendingPathComponent("grove-adamw-\(UUID().uuidString).safetensors")
+            defer { try? FileManager.default.removeItem(at: url) }
+            try opt.writeState(to: url)
+            let written = try SafetensorsFile.read(url)
+            XCTAssertEqual(written.map(\.0), ["m.0", "m.1", "step", "v.0", "v.1"], "\(storage)")
+            XCTAssertEqual(Dictionary(uniqueKeysWithValues: written.map { ($0.0, $0.1.values) }), moments(opt), "\(storage)")
+            XCTAssertEqual(written.first { $0.0 == "m.0" }?.1.shape, [5, 3])
+        }
+    }
+
     func testSchedules() {
         let cosine = LearningRateSchedule.warmupCosine(warmupSteps: 10, totalSteps: 110, minRatio: 0)
         XCTAssertEqual(cosine.lr(step: 0, base: 1), 0)
