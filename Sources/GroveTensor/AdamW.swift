@@ -25,6 +25,7 @@ public final class AdamW {
     public let parameters: [Tensor]
     let decays: [Bool]
     public let beta1, beta2, eps, weightDecay: Float
+    /// How m and v are held (a recipe's `optimizer_state`).
     public let momentStorage: MomentStorage
     /// Steps taken (t in the bias corrections).
     public private(set) var stepCount = 0
