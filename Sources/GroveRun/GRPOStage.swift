@@ -3,6 +3,7 @@ import GroveConfig
 import GroveData
 import GroveModel
 import GroveRollout
+import GroveTensor
 import GroveTrain
 import Rewards
 
@@ -29,7 +30,7 @@ public struct GRPOStage: RecipeStage {
         let s = try r.mapping(value, path, allowed: ["steps", "prompts_per_step", "group_size", "temperature", "top_k", "top_p", "min_p",
                                                      "max_new_tokens", "stop", "beta", "epsilon", "epsilon_high", "loss", "scale_rewards",
                                                      "iterations", "lr"] + ScheduleKeys.all + ["weight_decay", "beta1", "beta2",
-                                                     "max_grad_norm", "mask_truncated", "dynamic_sampling", "ref_refresh_every",
+                                                     "max_grad_norm", "optimizer_state", "mask_truncated", "dynamic_sampling", "ref_refresh_every",
                                                      "micro_batch_tokens", "eval_every", "checkpoint_every", "gradient_checkpointing", "rewards", "prompts", "sft_control"]
                                                      + ExpertBalancingKeys.all)
         let steps = try r.int(try s.required("steps"), s.path("steps"), min: 1)
@@ -63,6 +64,7 @@ public struct GRPOStage: RecipeStage {
         config.betas = (Float(try s.double("beta1", default: Double(config.betas.0), range: 0...1)),
                         Float(try s.double("beta2", default: Double(config.betas.1), range: 0...1)))
         config.maxGradNorm = Float(try s.double("max_grad_norm", default: 1, range: 0...1e6))
+        config.optimizerState = try s["optimizer_state"].map { try r.choice($0, s.path("optimizer_state"), as: AdamW.MomentStorage.self) } ?? .float32
         config.maskTruncated = try s.bool("mask_truncated", default: false)
         config.dynamicSamplingRounds = try s.int("dynamic_sampling", default: 0, min: 0)
         config.refreshReferenceEvery = try s.int("ref_refresh_every", default: 0, min: 0)

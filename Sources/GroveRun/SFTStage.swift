@@ -1,4 +1,5 @@
 import GroveConfig
+import GroveTensor
 import GroveTrain
 
 /// `- sft: {steps: 600, batch_size: 32, lr: 3e-3, …}`: supervised fine-tuning on the training rows.
@@ -13,7 +14,7 @@ public struct SFTStage: RecipeStage {
 
     public static func read(_ value: RecipeValue, path: String, _ r: RecipeReader) throws -> SFTStage {
         let s = try r.mapping(value, path, allowed: ["steps", "batch_size", "micro_batch_size", "lr"] + ScheduleKeys.all
-                                                    + ["weight_decay", "beta1", "beta2", "max_grad_norm", "max_length", "eval_every", "checkpoint_every", "gradient_checkpointing"]
+                                                    + ["weight_decay", "beta1", "beta2", "max_grad_norm", "optimizer_state", "max_length", "eval_every", "checkpoint_every", "gradient_checkpointing"]
                                                     + ExpertBalancingKeys.all)
         let steps = try r.int(try s.required("steps"), s.path("steps"), min: 1)
         let batch = try s.int("batch_size", default: 32, min: 1)
@@ -29,6 +30,7 @@ public struct SFTStage: RecipeStage {
             maxLength: try s.int("max_length", default: 256, min: 8),
             evalEvery: try s.int("eval_every", default: 0, min: 0),
             checkpointEvery: try s.int("checkpoint_every", default: 0, min: 0))
+        config.optimizerState = try s["optimizer_state"].map { try r.choice($0, s.path("optimizer_state"), as: AdamW.MomentStorage.self) } ?? .float32
         config.gradientCheckpointing = try s.bool("gradient_checkpointing", default: false)
         config.expertBalancing = try ExpertBalancingKeys.read(s, gradientCheckpointing: config.gradientCheckpointing)
         return SFTStage(config: config)

@@ -21,7 +21,8 @@ func convertToFloat32(_ src: UnsafeRawPointer, dtype: String, count: Int, into d
     }
 }
 
-/// Rounds float32 to bfloat16 bits (round to nearest even), for writing bf16 test files.
+/// Rounds float32 to bfloat16 bits (round to nearest even): bf16 test files, and float32
+/// moments loaded into AdamW's bfloat16 storage.
 public func bfloat16Bits(_ x: Float) -> UInt16 {
     let bits = x.bitPattern
     if x.isNaN { return 0x7FC0 }

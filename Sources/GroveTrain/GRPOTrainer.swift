@@ -23,6 +23,8 @@ public struct GRPOConfig {
     /// AdamW's β1, β2 (TRL's defaults).
     public var betas: (Float, Float) = (0.9, 0.99)
     public var maxGradNorm: Float = 1
+    /// AdamW's moments in float32 or bfloat16 (half their memory).
+    public var optimizerState: AdamW.MomentStorage = .float32
     /// Truncated completions (finish reason `length`) take no part in the loss.
     public var maskTruncated = false
     /// Drop groups whose rewards are all equal and sample more prompts, up to this many extra rounds (0: off).
@@ -89,7 +91,7 @@ public final class GRPOTrainer {
                                   communicator: communicator)
         loop = TrainingLoop(objective: objective, settings: LoopSettings(
             steps: config.steps, learningRate: config.learningRate, schedule: config.schedule, weightDecay: config.weightDecay,
-            betas: config.betas, maxGradNorm: config.maxGradNorm, evalEvery: config.evalEvery, checkpointEvery: config.checkpointEvery),
+            betas: config.betas, maxGradNorm: config.maxGradNorm, optimizerState: config.optimizerState, evalEvery: config.evalEvery, checkpointEvery: config.checkpointEvery),
             communicator: communicator)
     }
 

@@ -19,6 +19,8 @@ public struct SFTConfig: Equatable {
     public var weightDecay: Float
     public var betas: (Float, Float)
     public var maxGradNorm: Float
+    /// AdamW's moments in float32 or bfloat16 (half their memory).
+    public var optimizerState: AdamW.MomentStorage = .float32
     public var maxLength: Int
     public var evalEvery: Int
     public var checkpointEvery: Int
@@ -39,7 +41,7 @@ public struct SFTConfig: Equatable {
     public static func == (a: SFTConfig, b: SFTConfig) -> Bool {
         a.steps == b.steps && a.batchSize == b.batchSize && a.microBatchSize == b.microBatchSize
             && a.learningRate == b.learningRate && a.schedule == b.schedule && a.weightDecay == b.weightDecay
-            && a.betas == b.betas && a.maxGradNorm == b.maxGradNorm && a.maxLength == b.maxLength
+            && a.betas == b.betas && a.maxGradNorm == b.maxGradNorm && a.optimizerState == b.optimizerState && a.maxLength == b.maxLength
             && a.evalEvery == b.evalEvery && a.checkpointEvery == b.checkpointEvery && a.gradientCheckpointing == b.gradientCheckpointing
             && a.expertBalancing == b.expertBalancing
     }
@@ -93,7 +95,7 @@ public final class SFTTrainer {
 extension SFTConfig {
     var loopSettings: LoopSettings {
         LoopSettings(steps: steps, learningRate: learningRate, schedule: schedule, weightDecay: weightDecay, betas: betas,
-                     maxGradNorm: maxGradNorm, evalEvery: evalEvery, checkpointEvery: checkpointEvery)
+                     maxGradNorm: maxGradNorm, optimizerState: optimizerState, evalEvery: evalEvery, checkpointEvery: checkpointEvery)
     }
 }
 

@@ -58,7 +58,7 @@ public enum TrainingCheckpoint {
         try fm.createDirectory(at: temp, withIntermediateDirectories: true)
         try model.save(to: temp)
         try tokenizer.save(to: temp)
-        try SafetensorsFile.write(optimizer.state(), to: temp.appendingPathComponent("optimizer.safetensors"))
+        try optimizer.writeState(to: temp.appendingPathComponent("optimizer.safetensors"))
         try reference?.save(to: temp.appendingPathComponent("reference"))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -65,6 +65,8 @@ public struct LoopSettings {
     public var weightDecay: Float
     public var betas: (Float, Float)
     public var maxGradNorm: Float
+    /// AdamW's moments in float32 or bfloat16 (`optimizer_state`).
+    public var optimizerState: AdamW.MomentStorage = .float32
     /// Evaluate / checkpoint every N steps and at the last (0: never).
     public var evalEvery: Int
     public var checkpointEvery: Int
@@ -100,7 +102,7 @@ public final class TrainingLoop {
         self.communicator = communicator
         allReduce = communicator.size > 1 ? GradientAllReduce(communicator: communicator, parameters: objective.model.parameters) : nil
         optimizer = AdamW(parameters: objective.model.decayGroups, beta1: settings.betas.0, beta2: settings.betas.1,
-                          weightDecay: settings.weightDecay)
+                          weightDecay: settings.weightDecay, momentStorage: settings.optimizerState)
     }
 
     /// Continues from a checkpoint's step, step time and optimizer moments.

@@ -60,6 +60,15 @@ struct Bench: ParsableCommand {
     @Option(help: "Train a LoRA adapter of this rank (alpha 2r, every linear layer) in the train and grpo parts; 0: full fine-tuning.")
     var loraR = 0
 
+    @Option(help: "AdamW's moments in the train and grpo parts: float32 or bfloat16 (2 bytes each, stochastically rounded).",
+            transform: { name in
+                guard let storage = AdamW.MomentStorage(rawValue: name) else {
+                    throw ValidationError("--optimizer-state: '\(name)' is not one of float32, bfloat16")
+                }
+                return storage
+            })
+    var optimizerState: AdamW.MomentStorage = .float32
+
     @Flag(help: "Activation checkpointing in the train and grpo parts (recompute each block in backward).")
     var gradientCheckpointing = false
 
@@ -145,7 +154,7 @@ struct Bench: ParsableCommand {
         model.gradientCheckpointing = gradientCheckpointing
         let V = model.config.vocabSize, T = Bench.sequenceLength, tokens = batch * T
         // The reference's settings: AdamW(lr 1e-4, weight decay 0.01), labels = inputs shifted by one.
-        let optimizer = AdamW(parameters: model.decayGroups, beta1: 0.9, beta2: 0.999, weightDecay: 0.01)
+        let optimizer = AdamW(parameters: model.decayGroups, beta1: 0.9, beta2: 0.999, weightDecay: 0.01, momentStorage: optimizerState)
         var times: [Double] = [], losses: [Float] = []
         for i in 0..<(warmup + steps) {
             let ids = randomTokens(V, rows: batch, length: T, seed: UInt64(i))
@@ -166,7 +175,7 @@ struct Bench: ParsableCommand {
               "min_step_s": round4(times.min()!), "tokens_per_s": round1(Double(tokens) / med),
               "approx_model_gflops": round1(6 * Double(params) * Double(tokens) / med / 1e9),
               "first_loss": round4(Double(losses.first!)), "last_loss": round4(Double(losses.last!)),
-              "lora_r": loraR, "gradient_checkpointing": gradientCheckpointing]
+              "lora_r": loraR, "gradient_checkpointing": gradientCheckpointing, "optimizer_state": optimizerState.rawValue]
     }
 
     /// Adds the `--lora-r` adapter (PEFT's initialisation, so the model is unchanged until trained).
@@ -230,10 +239,10 @@ struct Bench: ParsableCommand {
         if sftSteps > 0 {
             let stream = TrainingStream(file: sftFile, rows: Array(0..<sftFile.count), format: .messages(field: "messages"),
                                         tokenizer: tok, maxLength: 64, seed: 1)
-            let sft = SFTTrainer(model: model, data: stream, config: SFTConfig(
-                steps: sftSteps, batchSize: 64, microBatchSize: 64, learningRate: 3e-3,
-                schedule: .warmupCosine(warmupSteps: 20, totalSteps: sftSteps, minRatio: 0.05), weightDecay: 0))
-            try sft.train { _ in }
+            var sftConfig = SFTConfig(steps: sftSteps, batchSize: 64, microBatchSize: 64, learningRate: 3e-3,
+                                      schedule: .warmupCosine(warmupSteps: 20, totalSteps: sftSteps, minRatio: 0.05), weightDecay: 0)
+            sftConfig.optimizerState = optimizerState
+            try SFTTrainer(model: model, data: stream, config: sftConfig).train { _ in }
         }
         let sftRecord: [String: Any] = ["bench": "grove_grpo_sft", "model": shape.rawValue, "sft_steps": sftSteps,
                                         "sft_seconds": round4(seconds() - sftStart)]
@@ -246,6 +255,7 @@ struct Bench: ParsableCommand {
                                     sampling: SamplingOptions(temperature: 1, maxNewTokens: 16),
                                     loss: GRPOLossConfig(beta: beta, aggregation: .perSequence), learningRate: 1e-5)
         grpoConfig.gradientCheckpointing = gradientCheckpointing
+        grpoConfig.optimizerState = optimizerState
         let rewards = WeightedRewards([(ExactAnswerReward(extraction: .lastNumber, field: "answer"), 1)])
         let trainer = GRPOTrainer(policy: model, tokenizer: tok, prompts: prompts, rewards: rewards, config: grpoConfig, seed: 0)
         var perStep: [[String: Double]] = []
@@ -261,7 +271,7 @@ struct Bench: ParsableCommand {
               "generation_fraction": round4(timed.reduce(0) { $0 + ($1["time/generate"] ?? 0) } / total),
               "completion_mean_length": round1(med("completions/mean_length")), "reward": round4(med("reward")),
               "completions_per_step": 64, "max_completion_length": 16, "beta": beta,
-              "lora_r": loraR, "gradient_checkpointing": gradientCheckpointing]]
+              "lora_r": loraR, "gradient_checkpointing": gradientCheckpointing, "optimizer_state": optimizerState.rawValue]]
     }
 
     /// The reference's tokenizer when it is there; otherwise a byte-level BPE trained here.

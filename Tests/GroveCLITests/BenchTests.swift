@@ -23,6 +23,16 @@ final class BenchTests: XCTestCase {
         XCTAssertTrue((1...16).contains(length), "completions are 1…16 tokens, got \(length)")
     }
 
+    /// `--optimizer-state bfloat16` reaches the train part and its JSON line; other names are refused.
+    func testOptimizerStateFlag() throws {
+        let train = try Bench.parse(["--smoke", "--batch", "2", "--optimizer-state", "bfloat16"]).measure(.small, .train)[0]
+        XCTAssertEqual(train["optimizer_state"] as? String, "bfloat16")
+        XCTAssertEqual(try Bench.parse([]).optimizerState, .float32)
+        XCTAssertThrowsError(try Bench.parse(["--optimizer-state", "float16"])) {
+            XCTAssertTrue(Bench.message(for: $0).contains("--optimizer-state: 'float16' is not one of float32, bfloat16"), Bench.message(for: $0))
+        }
+    }
+
     /// The MLA shape against a GQA model of its parameter count: the latent cache holds (r + dr)·L floats per
     /// token, the expanded one NH·(dn + dr + dv)·L, GQA 2·KVH·HS·L; both MLA caches decode at some speed.
     func testLatentCacheAgainstGQA() throws {

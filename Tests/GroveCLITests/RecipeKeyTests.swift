@@ -52,7 +52,7 @@ final class RecipeKeyTests: XCTestCase {
                        "r.yaml: --set stages.1.grpo.learning_rate: unknown key (did you mean 'lr'? TRL's 'learning_rate' is Grove's 'lr'); valid keys: "
                        + "steps, prompts_per_step, group_size, temperature, top_k, top_p, min_p, max_new_tokens, stop, beta, epsilon, epsilon_high, "
                        + "loss, scale_rewards, iterations, lr, schedule, warmup_steps, min_lr_ratio, step_size, gamma, weight_decay, beta1, beta2, "
-                       + "max_grad_norm, mask_truncated, dynamic_sampling, ref_refresh_every, micro_batch_tokens, eval_every, checkpoint_every, "
+                       + "max_grad_norm, optimizer_state, mask_truncated, dynamic_sampling, ref_refresh_every, micro_batch_tokens, eval_every, checkpoint_every, "
                        + "gradient_checkpointing, rewards, prompts, sft_control, moe_balance_alpha, moe_bias_gamma")
     }
 
@@ -69,6 +69,21 @@ final class RecipeKeyTests: XCTestCase {
         XCTAssertEqual((r.stages[0] as? SFTStage)?.config.gradientCheckpointing, true)
         XCTAssertEqual((r.stages[1] as? GRPOStage)?.config.gradientCheckpointing, true)
         XCTAssertEqual((try load().stages[0] as? SFTStage)?.config.gradientCheckpointing, false)
+    }
+
+    /// `optimizer_state` reaches both stages' configs (float32 unless set); a dtype AdamW cannot
+    /// hold its moments in is refused with the key and the choices named.
+    func testOptimizerStateReachesTheConfigs() throws {
+        let r = try load(sft: "optimizer_state: bfloat16", grpo: "optimizer_state: bfloat16, ")
+        XCTAssertEqual((r.stages[0] as? SFTStage)?.config.optimizerState, .bfloat16)
+        XCTAssertEqual((r.stages[1] as? GRPOStage)?.config.optimizerState, .bfloat16)
+        let defaults = try load()
+        XCTAssertEqual((defaults.stages[0] as? SFTStage)?.config.optimizerState, .float32)
+        XCTAssertEqual((defaults.stages[1] as? GRPOStage)?.config.optimizerState, .float32)
+        XCTAssertEqual(error(sft: "optimizer_state: float16"),
+                       "r.yaml:4: stages.0.sft.optimizer_state: unknown value 'float16' (did you mean 'bfloat16'?); one of: float32, bfloat16")
+        XCTAssertEqual(error(overrides: ["stages.1.grpo.optimizer_state=bf16"]),
+                       "r.yaml: --set stages.1.grpo.optimizer_state: unknown value 'bf16'; one of: float32, bfloat16")
     }
 
     func testGRPOBetasReachTheConfig() throws {

@@ -83,7 +83,7 @@ final class RecipeTests: XCTestCase {
         func line(_ needle: String) -> Int { quickstart.components(separatedBy: "\n").firstIndex { $0.contains(needle) }! + 1 }
 
         XCTAssertEqual(error("      lr: 3.0e-3", "      lrate: 3.0e-3"),
-                       "bad.yaml:\(line("lr: 3.0e-3")): stages.0.sft.lrate: unknown key (did you mean 'lr'?); valid keys: steps, batch_size, micro_batch_size, lr, schedule, warmup_steps, min_lr_ratio, step_size, gamma, weight_decay, beta1, beta2, max_grad_norm, max_length, eval_every, checkpoint_every, gradient_checkpointing, moe_balance_alpha, moe_bias_gamma")
+                       "bad.yaml:\(line("lr: 3.0e-3")): stages.0.sft.lrate: unknown key (did you mean 'lr'?); valid keys: steps, batch_size, micro_batch_size, lr, schedule, warmup_steps, min_lr_ratio, step_size, gamma, weight_decay, beta1, beta2, max_grad_norm, optimizer_state, max_length, eval_every, checkpoint_every, gradient_checkpointing, moe_balance_alpha, moe_bias_gamma")
         XCTAssertEqual(error("      batch_size: 64", "      batch_size: many"),
                        "bad.yaml:\(line("batch_size: 64")): stages.0.sft.batch_size: expected a whole number, found 'many'")
         XCTAssertEqual(error("      batch_size: 64", "      batch_size: 0"),

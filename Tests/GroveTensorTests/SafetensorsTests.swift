@@ -35,6 +35,26 @@ final class SafetensorsTests: XCTestCase {
         XCTAssertEqual(back["b.weight"]?.values, b.values)
     }
 
+    /// The file is written tensor by tensor: its bytes are the 8-byte header length, the header,
+    /// then the tensors' float32 bytes in name order; an empty tensor takes none. A folder that
+    /// cannot be made is an error naming the file, and leaves no temporary file behind.
+    func testWrittenLayoutAndUnwritablePath() throws {
+        let url = temp("layout.safetensors")
+        try SafetensorsFile.write([("z", Tensor([1.5, -2], shape: [2])), ("e", Tensor(zeros: [0])), ("a", Tensor([3], shape: [1]))], to: url)
+        let data = try Data(contentsOf: url)
+        let headerLength = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        XCTAssertEqual(headerLength % 8, 0)
+        let floats = data.dropFirst(8 + headerLength).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        XCTAssertEqual(floats, [3, 1.5, -2], "a, then z; e holds nothing")
+        XCTAssertEqual(try SafetensorsFile.read(url).map(\.0), ["a", "e", "z"])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: url.deletingLastPathComponent().path), ["layout.safetensors"])
+
+        let blocked = url.appendingPathComponent("under-a-file.safetensors")  // its folder is a file
+        XCTAssertThrowsError(try SafetensorsFile.write([("a", Tensor([3], shape: [1]))], to: blocked)) {
+            XCTAssertTrue("\($0)".hasPrefix("\(blocked.path): cannot write: "), "\($0)")
+        }
+    }
+
     func testBFloat16AndFloat16Decoding() throws {
         // bf16: 1.0 = 0x3F80, -2.5 = 0xC020, 0.1 ≈ 0x3DCD (0.10009765625), +inf = 0x7F80
         let bf = try SafetensorsFile.read(rawFile(dtype: "BF16", shape: [4], bytes: [0x80, 0x3F, 0x20, 0xC0, 0xCD, 0x3D, 0x80, 0x7F]))

@@ -2,6 +2,7 @@
 #define GROVE_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /// C[m][n] = alpha * sum_k A[m][k] * B[n][k] + beta * C[m][n], for m < M and n0 <= n < n1:
 /// a GEMM with few rows (a decode step: one row per sequence) against a weight matrix
@@ -65,6 +66,13 @@ void grove_rms_norm_weight_grad_row(const float *x, const float *dy, float rstd,
 /// decay = 1 − lr·λ (1 for parameters without weight decay).
 void grove_adamw(float *w, const float *g, float *m, float *v, long n,
                  float beta1, float beta2, float lr, float c1, float c2, float eps, float decay);
+
+/// grove_adamw with the moments m, v stored as bfloat16 bits: read exactly, updated in float32
+/// (the weights stepped with those float32 moments), written back with stochastic rounding whose
+/// random bits hash key + first + i, element i of a chunk starting at element `first` of its
+/// parameter: the same bits however the parameter is split over threads.
+void grove_adamw_bf16(float *w, const float *g, uint16_t *m, uint16_t *v, long n, long first, uint32_t key,
+                      float beta1, float beta2, float lr, float c1, float c2, float eps, float decay);
 
 /// Σ x[i]² (float partial sums, added up in double).
 double grove_sum_squares(const float *x, long n);
