@@ -100,9 +100,9 @@ public final class AdamW {
     public func writeState(to url: URL) throws {
         guard case .bfloat16(let m, let v) = moments else { return try SafetensorsFile.write(state(), to: url) }
         let entries = [("step", shape: [1])] + parameters.indices.flatMap { [("m.\($0)", shape: parameters[$0].shape), ("v.\($0)", shape: parameters[$0].shape)] }
-        try SafetensorsFile.write(entries, to: url) { k, values in
+        try SafetensorsFile.write(entries, to: url) { k, range, values in
             if k == 0 { values[0] = Float(stepCount); return }
-            (k % 2 == 1 ? m : v)[(k - 1) / 2].copyValues(into: values)
+            (k % 2 == 1 ? m : v)[(k - 1) / 2].copyValues(range, into: values)
         }
     }
 

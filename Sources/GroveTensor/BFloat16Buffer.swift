@@ -17,14 +17,15 @@ final class BFloat16Buffer {
     /// The values as a float32 tensor of `shape`: exact, as every bfloat16 is a float32.
     func tensor(shape: [Int]) -> Tensor {
         let t = Tensor(uninitialized: shape)
-        copyValues(into: t.buffer)
+        copyValues(0..<count, into: t.buffer)
         return t
     }
 
-    /// Writes the values, as float32, into `out` (of `count` elements).
-    func copyValues(into out: UnsafeMutableBufferPointer<Float>) {
-        precondition(out.count == count, "BFloat16Buffer: \(out.count) floats for \(count)")
-        for i in 0..<count { out[i] = Float(bitPattern: UInt32(base[i]) << 16) }
+    /// Writes values `range`, as float32, into `out` (of range.count elements).
+    func copyValues(_ range: Range<Int>, into out: UnsafeMutableBufferPointer<Float>) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= count && out.count == range.count,
+                     "BFloat16Buffer: \(out.count) floats for values \(range) of \(count)")
+        for (j, i) in range.enumerated() { out[j] = Float(bitPattern: UInt32(base[i]) << 16) }
     }
 
     /// Stores `values` rounded to the nearest bfloat16: exact for values `tensor` gave.

@@ -120,17 +120,21 @@ public enum SafetensorsFile {
         }
     }
 
-    /// Writes float32 tensors made one at a time: `fill(i, values)` puts entry i's values into a
-    /// buffer of its size, reused for the next. For values held in another form (AdamW's
-    /// bfloat16 moments) without a float32 copy of them all.
-    public static func write(_ entries: [(String, shape: [Int])], to url: URL,
-                             fill: (Int, UnsafeMutableBufferPointer<Float>) -> Void) throws {
-        var scratch = [Float](repeating: 0, count: entries.map { $0.shape.reduce(1, *) }.max() ?? 0)
+    /// Writes float32 tensors made a piece at a time: `fill(i, range, values)` puts elements
+    /// `range` of entry i into `values` (of range.count), a buffer of at most `chunk` floats reused
+    /// for every piece. For values held in another form (AdamW's bfloat16 moments) without a
+    /// float32 copy of them, or of the largest of them.
+    public static func write(_ entries: [(String, shape: [Int])], to url: URL, chunk: Int = 1 << 20,
+                             fill: (Int, Range<Int>, UnsafeMutableBufferPointer<Float>) -> Void) throws {
+        var scratch = [Float](repeating: 0, count: min(chunk, entries.map { $0.shape.reduce(1, *) }.max() ?? 0))
         try write(entries, to: url, metadata: ["format": "pt"]) { i, file in
             let count = entries[i].shape.reduce(1, *)
             try scratch.withUnsafeMutableBufferPointer { buffer in
-                fill(i, UnsafeMutableBufferPointer(rebasing: buffer[..<count]))
-                try file.write(contentsOf: Data(bytesNoCopy: buffer.baseAddress!, count: count * 4, deallocator: .none))
+                for start in stride(from: 0, to: count, by: buffer.count) {
+                    let piece = start..<min(start + buffer.count, count)
+                    fill(i, piece, UnsafeMutableBufferPointer(rebasing: buffer[..<piece.count]))
+                    try file.write(contentsOf: Data(bytesNoCopy: buffer.baseAddress!, count: piece.count * 4, deallocator: .none))
+                }
             }
         }
     }

@@ -210,7 +210,7 @@ final class OptimizerTests: XCTestCase {
     }
 
     /// `writeState` (checkpoints) writes what `state()` holds, with either storage: bfloat16
-    /// moments one at a time through a reused buffer, of the largest parameter's size.
+    /// moments converted piece by piece through one reused buffer.
     func testWriteStateWritesTheState() throws {
         for storage in AdamW.MomentStorage.allCases {
             var rng = SeededRandom(seed: 9)

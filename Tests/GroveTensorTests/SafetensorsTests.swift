@@ -35,6 +35,24 @@ final class SafetensorsTests: XCTestCase {
         XCTAssertEqual(back["b.weight"]?.values, b.values)
     }
 
+    /// Entries made piece by piece (`write(_:to:chunk:fill:)`) through a buffer smaller than
+    /// them, in pieces that do not divide them, are written whole and in order.
+    func testEntriesFilledInPieces() throws {
+        let url = temp("pieces.safetensors")
+        let entries: [(String, shape: [Int])] = [("b", shape: [3, 3]), ("a", shape: [2]), ("e", shape: [0])]
+        var asked: [[Int]] = []
+        try SafetensorsFile.write(entries, to: url, chunk: 4) { i, range, values in
+            asked.append([i, range.lowerBound, range.upperBound])
+            for (j, k) in range.enumerated() { values[j] = Float(100 * i + k) }
+        }
+        XCTAssertEqual(asked, [[1, 0, 2], [0, 0, 4], [0, 4, 8], [0, 8, 9]], "name order, pieces of at most 4")
+        let read = Dictionary(uniqueKeysWithValues: try SafetensorsFile.read(url).map { ($0.0, $0.1) })
+        XCTAssertEqual(read["b"]?.values, (0..<9).map(Float.init))
+        XCTAssertEqual(read["b"]?.shape, [3, 3])
+        XCTAssertEqual(read["a"]?.values, [100, 101])
+        XCTAssertEqual(read["e"]?.count, 0)
+    }
+
     /// The file is written tensor by tensor: its bytes are the 8-byte header length, the header,
     /// then the tensors' float32 bytes in name order; an empty tensor takes none. A folder that
     /// cannot be made is an error naming the file, and leaves no temporary file behind.
