@@ -79,8 +79,8 @@ public func sampleToken(_ logits: UnsafePointer<Float>, vocab V: Int, options: S
 }
 
 extension Transformer {
-    /// Rows prefilled together. Groups of a fixed size (not one per thread) keep every row's
-    /// numbers independent of the thread count.
+    /// Rows whose prompts are left-padded together, so that a prompt's padding depends on its
+    /// group alone, not on the thread count.
     public static let decodeGroupRows = 8
 
     /// Samples continuations of several prompts at once with a KV cache. The rows are cut into
@@ -90,8 +90,10 @@ extension Transformer {
     /// whose products run on the weights' panel copy (`DecodeWeights`, packed once per call), so
     /// every weight is read once a step for all of a thread's rows. Splitting each op across
     /// threads instead would cost more in wake-ups than the op itself (`Parallel.serially`).
-    /// Row i draws from `rngs[i]`, so a row's output depends only on its own generator, never
-    /// on the batch. A row stops at a stop token, when `shouldStop` (given the row and its
+    /// Row i draws from `rngs[i]`, its own generator. Decode steps compute each row on its own
+    /// (the panel kernel), but the prefill's BLAS products may round a row differently with the
+    /// number of rows in the call, which follows the thread count: the same thread count gives
+    /// the same numbers; another may differ in the last bits. A row stops at a stop token, when `shouldStop` (given the row and its
     /// tokens so far) says so, or after `maxNewTokens`.
     public func generate(prompts: [[Int32]], options: SamplingOptions, rngs: [SeededRandom],
                          shouldStop: ((Int, [Int32]) -> Bool)? = nil) -> [GeneratedSequence] {

@@ -264,8 +264,9 @@ public final class Transformer {
     /// Several groups of rows, each continuing its own cache, through the model as one batch: the
     /// rows of every group go through each projection together, so the weights are read once for
     /// all of them (on `packed`, their panel copy, in a decode step; else through BLAS, which packs
-    /// them per call), and attention reads each group's own cache. Every op outside attention works
-    /// row by row, so a row's results are the same whichever groups run beside it. Final
+    /// them per call), and attention reads each group's own cache. On `packed` every op outside
+    /// attention works row by row, so a row's results are the same whichever groups run beside it
+    /// (through BLAS, its rounding may follow the number of rows in the call). Final
     /// normalised hidden states [Σ B·T, C], in group order.
     func hiddenStates(_ groups: [CachedRows], packed: DecodeWeights?) -> Tensor {
         let positions = groups.flatMap { $0.cache.append(length: $0.tokens.count / $0.cache.batch, mask: $0.attentionMask) }
