@@ -84,16 +84,14 @@ extension Transformer {
     public static let decodeGroupRows = 8
 
     /// Samples continuations of several prompts at once with a KV cache. The rows are cut into
-    /// groups of `decodeGroupRows`, each prefilled on its own (its prompts left-padded into one
-    /// batch, so a prompt's padding depends only on its group). Each thread then decodes its
+    /// groups of `decodeGroupRows`, all prefilled in one forward (each group's prompts left-padded
+    /// to its own longest, so a prompt's padding depends only on its group). Each thread then decodes its
     /// share of the groups in step: one batched forward per step for all their unfinished rows,
     /// whose products run on the weights' panel copy (`DecodeWeights`, packed once per call), so
     /// every weight is read once a step for all of a thread's rows. Splitting each op across
     /// threads instead would cost more in wake-ups than the op itself (`Parallel.serially`).
-    /// Row i draws from `rngs[i]`, its own generator. Decode steps compute each row on its own
-    /// (the panel kernel), but the prefill's BLAS products may round a row differently with the
-    /// number of rows in the call, which follows the thread count: the same thread count gives
-    /// the same numbers; another may differ in the last bits. A row stops at a stop token, when `shouldStop` (given the row and its
+    /// Row i draws from `rngs[i]`, its own generator; decode steps compute each row on its own
+    /// (the panel kernel), so a row's output does not depend on the thread count. A row stops at a stop token, when `shouldStop` (given the row and its
     /// tokens so far) says so, or after `maxNewTokens`.
     public func generate(prompts: [[Int32]], options: SamplingOptions, rngs: [SeededRandom],
                          shouldStop: ((Int, [Int32]) -> Bool)? = nil) -> [GeneratedSequence] {
@@ -105,11 +103,13 @@ extension Transformer {
         // Graph recording is switched off here, once: the mode is process-wide, not per thread.
         GradMode.withoutGrad {
             let packed = DecodeWeights(self)
+            // Every group's prefill in one forward before the workers split them, so the rows of each
+            // BLAS call (which its rounding follows) depend on the prompts, not on the thread count.
+            let prefilled = prefill(groups, prompts: prompts, options: options, rngs: rngs)
             out.withUnsafeMutableBufferPointer { results in
                 Parallel.forEach(groups.count) { chunk in
                     Parallel.serially {
-                        let decoded = generateGroups(chunk.map { groups[$0] }, prompts: prompts, options: options, rngs: rngs,
-                                                     packed: packed) { shouldStop?($0, $1) ?? false }
+                        let decoded = decode(Array(prefilled[chunk]), options: options, packed: packed) { shouldStop?($0, $1) ?? false }
                         for (g, sequences) in zip(chunk, decoded) { results[g] = sequences }
                     }
                 }
@@ -129,10 +129,10 @@ extension Transformer {
         var logits: Tensor?
     }
 
-    /// Decodes `groups` (ranges of `prompts`' rows) in step; the caller has switched graph recording off.
-    func generateGroups(_ groups: [Range<Int>], prompts: [[Int32]], options: SamplingOptions, rngs: [SeededRandom],
-                        packed: DecodeWeights, shouldStop: (Int, [Int32]) -> Bool) -> [[GeneratedSequence]] {
-        var states = prefill(groups, prompts: prompts, options: options, rngs: rngs)
+    /// Decodes prefilled groups in step; the caller has switched graph recording off.
+    func decode(_ states: [DecodingGroup], options: SamplingOptions, packed: DecodeWeights,
+                shouldStop: (Int, [Int32]) -> Bool) -> [[GeneratedSequence]] {
+        var states = states
         let pad = Int32(config.padTokenId ?? 0), V = config.vocabSize
         for _ in 0..<options.maxNewTokens {
             var stepping: [Int] = [], inputs: [CachedRows] = []

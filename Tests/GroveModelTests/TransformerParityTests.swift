@@ -74,7 +74,8 @@ final class TransformerParityTests: XCTestCase {
 
     /// Generation cuts its rows into groups, prefills a prompt that several rows share only once,
     /// and decodes each thread's groups in step (on one thread: all three groups in one batch):
-    /// every row's tokens and log-probs are those it gets when sampled alone, on one thread or two.
+    /// every row's tokens and log-probs are those it gets when sampled alone, on one thread or two,
+    /// and the log-probs on one thread are those on two, bit for bit.
     func testGroupedParallelSamplingEqualsEachRowAlone() {
         let saved = Parallel.threads
         defer { Parallel.threads = saved }
@@ -92,15 +93,19 @@ final class TransformerParityTests: XCTestCase {
         for options in [SamplingOptions(temperature: 1, maxNewTokens: 6), SamplingOptions(temperature: 1, maxNewTokens: 6, stopTokens: stops)] {
             let alone = prompts.indices.map { model.generate(prompts: [prompts[$0]], options: options, rngs: [rngs[$0]])[0] }
             if !options.stopTokens.isEmpty { XCTAssertGreaterThan(Set(alone.map(\.tokens.count)).count, 2, "rows end at different steps") }
+            var byThreads: [[GeneratedSequence]] = []
             for threads in [1, 2] {
                 Parallel.threads = threads
                 let together = model.generate(prompts: prompts, options: options, rngs: rngs)
+                byThreads.append(together)
                 for (i, (a, b)) in zip(alone, together).enumerated() {
                     XCTAssertEqual(a.tokens, b.tokens, "row \(i), \(threads) threads")
                     XCTAssertEqual(a.finishReason, b.finishReason, "row \(i)")
                     for (x, y) in zip(a.logprobs, b.logprobs) { XCTAssertEqual(x, y, accuracy: 1e-5, "row \(i)") }
                 }
             }
+            // One thread or two: the same prefill calls and row-exact decode steps, so the same bits.
+            XCTAssertEqual(byThreads[0].map(\.logprobs), byThreads[1].map(\.logprobs))
         }
     }
 }
