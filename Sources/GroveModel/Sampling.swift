@@ -85,14 +85,15 @@ extension Transformer {
 
     /// Samples continuations of several prompts at once with a KV cache. The rows are cut into
     /// groups of `decodeGroupRows`, all prefilled in one forward (each group's prompts left-padded
-    /// to its own longest, so a prompt's padding depends only on its group). Each thread then decodes its
-    /// share of the groups in step: one batched forward per step for all their unfinished rows,
-    /// whose products run on the weights' panel copy (`DecodeWeights`, packed once per call), so
-    /// every weight is read once a step for all of a thread's rows. Splitting each op across
-    /// threads instead would cost more in wake-ups than the op itself (`Parallel.serially`).
-    /// Row i draws from `rngs[i]`, its own generator; decode steps compute each row on its own
-    /// (the panel kernel), so a row's output does not depend on the thread count. A row stops at a stop token, when `shouldStop` (given the row and its
-    /// tokens so far) says so, or after `maxNewTokens`.
+    /// to its own longest, so a prompt's padding depends only on its group). Each thread then
+    /// decodes its share of the groups in step: one batched forward per step for all their
+    /// unfinished rows, whose products run on the weights' panel copy (`DecodeWeights`, packed
+    /// once per call), so every weight is read once a step for all of a thread's rows. Splitting
+    /// each op across threads instead would cost more in wake-ups than the op itself
+    /// (`Parallel.serially`). Row i draws from `rngs[i]`, its own generator; decode steps compute
+    /// each row on its own (the panel kernel), so a row's output does not depend on the thread
+    /// count. A row stops at a stop token, when `shouldStop` (given the row and its tokens so
+    /// far) says so, or after `maxNewTokens`.
     public func generate(prompts: [[Int32]], options: SamplingOptions, rngs: [SeededRandom],
                          shouldStop: ((Int, [Int32]) -> Bool)? = nil) -> [GeneratedSequence] {
         precondition(rngs.count == prompts.count, "generate: one generator per prompt")
@@ -178,11 +179,12 @@ extension Transformer {
             DecodingGroup(rows: rows, out: rows.map { _ in GeneratedSequence(tokens: [], logprobs: [], finishReason: .length) },
                           rngs: Array(rngs[rows]), done: [Bool](repeating: false, count: rows.count))
         }
+        guard options.maxNewTokens > 0 else { return states }
         let pad = Int32(config.padTokenId ?? 0)
         var inputs: [CachedRows] = [], sources: [[Int]] = [], starting: [Int] = []
         for (s, rows) in groups.enumerated() {
             let P = rows.map { prompts[$0].count }.max() ?? 0
-            guard !rows.isEmpty, P > 0, options.maxNewTokens > 0 else { continue }
+            guard P > 0 else { continue }  // no rows, or only empty prompts
             let (distinct, source) = distinctSequences(Array(prompts[rows]))
             var tokens = [Int32](repeating: pad, count: distinct.count * P), mask = [Bool](repeating: false, count: distinct.count * P)
             for (d, prompt) in distinct.enumerated() {

@@ -25,8 +25,6 @@ public final class AdamW {
     public let parameters: [Tensor]
     let decays: [Bool]
     public let beta1, beta2, eps, weightDecay: Float
-    /// How m and v are held (a recipe's `optimizer_state`).
-    public let momentStorage: MomentStorage
     /// Steps taken (t in the bias corrections).
     public private(set) var stepCount = 0
     private let moments: Moments
@@ -45,7 +43,6 @@ public final class AdamW {
         self.parameters = parameters.map(\.0)
         decays = parameters.map(\.decay)
         self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay
-        self.momentStorage = momentStorage
         switch momentStorage {
         case .float32:
             moments = .float32(m: self.parameters.map { Tensor(zeros: $0.shape) }, v: self.parameters.map { Tensor(zeros: $0.shape) })
